@@ -1,0 +1,1 @@
+"""Data layer: random-access sources, transforms and grain pipelines."""

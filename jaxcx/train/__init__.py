@@ -1,0 +1,1 @@
+"""Training engine: state, optimizers, losses, pure steps, sharding and the fit loop."""
