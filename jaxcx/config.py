@@ -1,0 +1,186 @@
+"""Experiment configs: Python files with `get_config(arg)`, named variants and overrides.
+
+A config is named on the command line as `configs/x.py`, `configs/x.py:variant` or
+`configs/x.py:width=3,depth=2`; single fields are overridden with `--config.a.b=value`.
+Every misspelt key, wrong type or unknown variant fails here, before any work starts,
+with a message listing what is valid.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+ConfigDict = ml_collections.ConfigDict
+
+OVERRIDE_PREFIX = "--config."
+
+
+class ConfigError(ValueError):
+    """A config file, variant, key or value that cannot be used."""
+
+
+def base_config() -> ConfigDict:
+    """The fields every study shares, with their defaults; config files start from this."""
+    return ConfigDict(
+        {
+            "name": "run",
+            "seed": 0,
+            "model": {"name": "mlp"},
+            "data": {"name": "xor"},
+            "loss": {"name": "softmax_ce", "label_smoothing": 0.0},
+            "optim": {
+                "name": "adam",
+                "learning_rate": 1e-3,
+                "momentum": 0.9,
+                "nesterov": False,
+                "weight_decay": 0.0,
+                "schedule": "constant",
+                "warmup_steps": 0,
+                "grad_clip_norm": 0.0,
+            },
+            "train": {
+                "num_epochs": 10,
+                "batch_size": 32,
+                "eval_batch_size": 256,
+                "eval_every_epochs": 1,
+                "log_every_steps": 50,
+                "early_stopping": {
+                    "enabled": False,
+                    "min_epochs": 0,
+                    "window": 20,
+                    "min_delta": 0.001,
+                },
+                "best_metric": "val/accuracy",
+                "best_mode": "max",
+                "keep_checkpoints": 2,
+                "keep_best": 1,
+            },
+            "tracking": {"tensorboard": True, "wandb": False, "wandb_project": "jaxcx"},
+            "plots": True,
+        }
+    )
+
+
+def parse_arg(arg: str | None, variants: Mapping[str, Callable[[ConfigDict], None]],
+              config: ConfigDict) -> ConfigDict:
+    """Applies a `get_config` argument: variant names and `field=value` pairs, comma separated.
+
+    `variants` maps a variant name to a function that edits the config in place.
+    """
+    for token in filter(None, (t.strip() for t in (arg or "").split(","))):
+        if "=" in token:
+            apply_overrides(config, [token])
+        elif token in variants:
+            variants[token](config)
+        else:
+            raise ConfigError(
+                f"unknown config variant {token!r}; valid variants: {', '.join(sorted(variants))}"
+                " (or field=value pairs)")
+    return config
+
+
+def flat_keys(config: ConfigDict, prefix: str = "") -> list[str]:
+    """All leaf field paths of a config, dotted (`optim.learning_rate`)."""
+    keys = []
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, ConfigDict):
+            keys.extend(flat_keys(value, path + "."))
+        else:
+            keys.append(path)
+    return sorted(keys)
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _coerce(path: str, old: Any, new: Any) -> Any:
+    """Checks that `new` fits the type of the field's current value `old`."""
+    if old is None or new is None:
+        return new
+    if isinstance(old, bool) or isinstance(new, bool):
+        if isinstance(old, bool) and isinstance(new, bool):
+            return new
+    elif isinstance(old, float) and isinstance(new, int):
+        return float(new)
+    elif isinstance(old, (tuple, list)) and isinstance(new, (tuple, list)):
+        return type(old)(new)
+    elif isinstance(old, (tuple, list)) and isinstance(new, (int, float, str)):
+        return type(old)([new])
+    elif isinstance(new, type(old)):
+        return new
+    raise ConfigError(
+        f"config field {path!r} expects {type(old).__name__} (now {old!r}), "
+        f"got {type(new).__name__} {new!r}")
+
+
+def apply_overrides(config: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
+    """Sets `a.b=value` overrides, refusing unknown keys and values of the wrong type."""
+    for item in overrides:
+        item = item[len(OVERRIDE_PREFIX):] if item.startswith(OVERRIDE_PREFIX) else item
+        if "=" not in item:
+            raise ConfigError(f"config override {item!r} must look like field=value")
+        path, text = item.split("=", 1)
+        parent = config
+        *parents, leaf = path.split(".")
+        for name in parents:
+            child = parent.get(name) if isinstance(parent, ConfigDict) else None
+            if not isinstance(child, ConfigDict):
+                parent = None
+                break
+            parent = child
+        if parent is None or leaf not in parent or isinstance(parent[leaf], ConfigDict):
+            valid = flat_keys(config)
+            close = difflib.get_close_matches(path, valid, n=3)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"unknown config key {path!r}.{hint} Valid keys: {', '.join(valid)}")
+        parent[leaf] = _coerce(path, parent[leaf], _parse_value(text))
+    return config
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ConfigDict:
+    """Loads `path.py[:arg]`, applies overrides and returns a locked config."""
+    path_text, _, arg = spec.partition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (expected e.g. configs/xor.py)")
+    spec_obj = importlib.util.spec_from_file_location(f"jaxcx_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec_obj)
+    spec_obj.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    apply_overrides(config, overrides)
+    config.lock()
+    return config
+
+
+def split_override_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separates `--config.a.b=value` items from the other command-line arguments."""
+    rest, overrides = [], []
+    for item in argv:
+        (overrides if item.startswith(OVERRIDE_PREFIX) else rest).append(item)
+    return rest, overrides
+
+
+def to_json(config: ConfigDict) -> str:
+    """The resolved config as stable, human-readable JSON."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)

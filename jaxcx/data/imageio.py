@@ -1,0 +1,106 @@
+"""Image decoding with PIL into (H, W, C) arrays; bad files raise DataError naming the file."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from jaxcx.data.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+class ImageInfo(NamedTuple):
+    """Header facts of an image file (no pixel decoding)."""
+
+    width: int
+    height: int
+    channels: int
+    mode: str
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for .jpeg/.jpg/.png in any case."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _open(source: str | os.PathLike | bytes, name: str) -> Image.Image:
+    if isinstance(source, bytes):
+        if not source:
+            raise DataError(f"{name}: empty image data (0 bytes)")
+        stream: io.BytesIO | str | os.PathLike = io.BytesIO(source)
+    else:
+        try:
+            size = os.path.getsize(source)
+        except OSError as error:
+            raise DataError(f"{name}: cannot read image file ({error.strerror})") from error
+        if size == 0:
+            raise DataError(f"{name}: empty file (0 bytes), not an image")
+        stream = source
+    try:
+        return Image.open(stream)
+    except UnidentifiedImageError as error:
+        raise DataError(
+            f"{name}: not a readable image (expected JPEG or PNG data; PIL could not identify it)"
+        ) from error
+    except OSError as error:
+        raise DataError(f"{name}: corrupt or truncated image header ({error})") from error
+
+
+def _to_array(image: Image.Image, name: str) -> np.ndarray:
+    """Maps PIL modes to (H, W, C): 1 channel (L, I;16, F) or 3 (RGB); alpha is dropped."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        array = np.asarray(image).astype(np.uint16)
+    elif mode == "I":
+        array = np.asarray(image)
+        if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint16).max):
+            raise DataError(
+                f"{name}: 32-bit integer image with values outside 0..65535 "
+                f"({array.min()}..{array.max()}); convert it to 8- or 16-bit"
+            )
+        array = array.astype(np.uint16)
+    elif mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+    elif mode in ("L", "RGB"):
+        array = np.asarray(image)
+    elif mode in ("1", "LA", "La"):
+        array = np.asarray(image.convert("L"))
+    else:  # P, PA, RGBA, RGBa, RGBX, CMYK, YCbCr, LAB, HSV
+        array = np.asarray(image.convert("RGB"))
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return array
+
+
+def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) -> np.ndarray:
+    """Decodes a JPEG/PNG file or bytes into (H, W, C) uint8 / uint16 (16-bit) / float32.
+
+    Gray images keep one channel, colour ones get three; alpha is dropped, palette and
+    1-bit images are expanded. Zero-byte, non-image, corrupt and truncated data raise
+    `DataError` naming `name` (default: the path, or '<bytes>').
+    """
+    name = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    image = _open(source, name)
+    try:
+        with image:
+            image.load()
+            return _to_array(image, name)
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{name}: corrupt or truncated {image.format or 'image'} data ({error})"
+        ) from error
+
+
+def probe_image(path: str | os.PathLike) -> ImageInfo:
+    """Reads width, height, channel count and PIL mode from the header only."""
+    name = str(path)
+    with _open(path, name) as image:
+        return ImageInfo(image.width, image.height, len(image.getbands()), image.mode)

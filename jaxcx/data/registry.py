@@ -1,0 +1,80 @@
+"""Datasets by name: `build_data(config.data, seed)` gives the splits a run trains on.
+
+A builder turns a `data` config section into a `DataBundle`: train/val/test sources,
+the per-record transforms for training and evaluation, and what the model needs to know
+(input shape, classes). Register new ones with `@register_dataset('name')`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxcx.data.xor import XorSource
+
+Builder = Callable[[ml_collections.ConfigDict, int], "DataBundle"]
+_BUILDERS: dict[str, Builder] = {}
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """The splits of one dataset and how to feed them to a model."""
+
+    train: Any
+    val: Any
+    test: Any | None
+    train_labels: np.ndarray
+    input_shape: tuple[int, ...]
+    class_names: Sequence[str]
+    train_transforms: Sequence[Any] = ()
+    eval_transforms: Sequence[Any] = ()
+    multilabel: bool = False
+    worker_count: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_weights(self) -> np.ndarray:
+        """Seed 000's normalised inverse class frequencies of the training split."""
+        counts = np.bincount(self.train_labels.astype(np.int64), minlength=self.num_classes)
+        if np.any(counts == 0):
+            empty = [self.class_names[i] for i in np.flatnonzero(counts == 0)]
+            raise ValueError(f"no training examples of class(es) {empty}: cannot weight them")
+        inverse = counts.sum() / counts
+        return (inverse / inverse.sum()).astype(np.float32)
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    """Registers a builder `fn(data_config, seed) -> DataBundle` under `name`."""
+    def decorate(fn: Builder) -> Builder:
+        _BUILDERS[name] = fn
+        return fn
+    return decorate
+
+
+def available_datasets() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def build_data(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """The `DataBundle` of the dataset named by `data_cfg.name`."""
+    name = data_cfg.name
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(available_datasets())}")
+    return _BUILDERS[name](data_cfg, seed)
+
+
+@register_dataset("xor")
+def _xor(cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """Seed 001's continuous XOR; each split is generated from its own seed."""
+    del seed  # the data seeds are part of the data config
+    train = XorSource(cfg.train_size, cfg.noise_std, cfg.data_seed)
+    val = XorSource(cfg.val_size, cfg.noise_std, cfg.data_seed + 1)
+    test = XorSource(cfg.test_size, cfg.noise_std, cfg.data_seed + 2)
+    return DataBundle(train=train, val=val, test=test, train_labels=train.y, input_shape=(2,),
+                      class_names=("0", "1"))

@@ -1,0 +1,74 @@
+"""Shared plumbing of the absl entry points in `experiments/`.
+
+`run(main)` takes the `--config.a.b=value` overrides out of the command line (absl does
+not know them), runs `main` under `absl.app` (grain worker processes need parsed flags),
+and turns the errors a user can fix into one clear line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import jax
+from absl import app, flags, logging
+
+from jaxcx.config import ConfigDict, ConfigError, load_config, split_override_flags
+
+flags.DEFINE_string("config", None, "Config file, with an optional variant: configs/x.py[:variant].")
+flags.DEFINE_string("workdir", None, "Folder for this run's config, metrics, checkpoints and plots.")
+flags.DEFINE_bool("overwrite", False, "Delete a run of a different config found in --workdir.")
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-host: host:port of process 0 (also set --num_processes, --process_id).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+FLAGS = flags.FLAGS
+
+_OVERRIDES: list[str] = []
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe bad input rather than a bug: reported without a traceback."""
+    from jaxcx.checkpoint import CheckpointError
+    from jaxcx.data.errors import DataError
+    from jaxcx.train.loop import NonFiniteLossError
+    from jaxcx.workdir import WorkdirError
+    return (ConfigError, WorkdirError, DataError, CheckpointError, NonFiniteLossError,
+            FileNotFoundError)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """Runs an experiment's `main(argv)` with config overrides split off."""
+    argv, overrides = split_override_flags(sys.argv)
+    _OVERRIDES[:] = overrides
+
+    def guarded(args):
+        if not FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)  # Orbax and grain log every save at INFO
+        try:
+            main(args)
+        except user_errors() as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(guarded, argv=argv)
+
+
+def config_from_flags() -> ConfigDict:
+    """The config named by `--config`, with the command line's overrides applied."""
+    if not FLAGS.config:
+        raise ConfigError("--config is required, e.g. --config=configs/xor.py")
+    return load_config(FLAGS.config, _OVERRIDES)
+
+
+def require_workdir() -> str:
+    if not FLAGS.workdir:
+        raise ConfigError("--workdir is required: the folder this run writes to")
+    return FLAGS.workdir
+
+
+def init_distributed() -> None:
+    """Joins a multi-host job when the coordinator flags are given (no-op otherwise)."""
+    if FLAGS.coordinator_address:
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                   FLAGS.process_id)

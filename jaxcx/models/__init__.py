@@ -1,0 +1,23 @@
+"""Linen models, their registry (`build_model`, `register`) and `summary(model, input_shape)`."""
+
+from jaxcx.models.cnn import FlexCNN, GridCNN, Seed001CNN
+from jaxcx.models.mlp import MLP, MLPAutoencoder, MLPEncoderClassifier, covid_mlp, xor_mlp
+from jaxcx.models.registry import available_models, build_model, model_fields, register
+from jaxcx.models.summary import ModelSummary, summary
+
+__all__ = [
+    "MLP",
+    "FlexCNN",
+    "GridCNN",
+    "MLPAutoencoder",
+    "MLPEncoderClassifier",
+    "ModelSummary",
+    "Seed001CNN",
+    "available_models",
+    "build_model",
+    "covid_mlp",
+    "model_fields",
+    "register",
+    "summary",
+    "xor_mlp",
+]

@@ -1,0 +1,106 @@
+"""Losses over masked batches, and how each turns logits into probabilities.
+
+Every loss returns `(total, weight)`: the weighted sum over real examples and the sum of
+weights, so means stay exact across batches, padding and devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+LOSSES = ("softmax_ce", "weighted_ce", "sigmoid_bce", "mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A loss and the matching map from logits to class probabilities."""
+
+    name: str
+    fn: Callable[[jax.Array, dict], tuple[jax.Array, jax.Array]]
+    multilabel: bool = False
+
+    def __call__(self, logits: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array]:
+        return self.fn(logits, batch)
+
+    def probabilities(self, logits: jax.Array) -> jax.Array:
+        """Class-1 probability [B] for one-logit heads, sigmoid per label for multi-label,
+        softmax [B, C] otherwise."""
+        if self.multilabel:
+            return jax.nn.sigmoid(logits)
+        if logits.shape[-1] == 1:
+            return jax.nn.sigmoid(logits[..., 0])
+        return jax.nn.softmax(logits, axis=-1)
+
+
+def _mask(batch: dict, logits: jax.Array) -> jax.Array:
+    return batch.get("mask", jnp.ones(logits.shape[:1], jnp.float32))
+
+
+def softmax_cross_entropy(logits, batch, class_weights=None, label_smoothing=0.0):
+    """Cross-entropy with integer labels; `class_weights` weight each example by its class
+    and normalise by the summed weights (PyTorch's `CrossEntropyLoss(weight=...)`)."""
+    labels = batch["label"].astype(jnp.int32)
+    one_hot = jax.nn.one_hot(labels, logits.shape[-1])
+    if label_smoothing:
+        one_hot = optax.smooth_labels(one_hot, label_smoothing)
+    per_example = optax.softmax_cross_entropy(logits, one_hot)
+    weight = _mask(batch, logits)
+    if class_weights is not None:
+        weight = weight * jnp.asarray(class_weights, jnp.float32)[labels]
+    return jnp.sum(per_example * weight), jnp.sum(weight)
+
+
+def sigmoid_binary_cross_entropy(logits, batch, pos_weight=None):
+    """BCE on logits: one logit with integer labels, or one per label with float targets.
+
+    `pos_weight` multiplies the positive term per label (PyTorch's `BCEWithLogitsLoss`);
+    `label_mask` (0 = uncertain/ignored) drops single labels from the mean.
+    """
+    labels = batch["label"].astype(jnp.float32)
+    if logits.shape[-1] == 1 and labels.ndim == 1:
+        logits = logits[..., 0]
+    log_p = jax.nn.log_sigmoid(logits)
+    log_not_p = jax.nn.log_sigmoid(-logits)
+    positive = 1.0 if pos_weight is None else jnp.asarray(pos_weight, jnp.float32)
+    per_label = -(positive * labels * log_p + (1.0 - labels) * log_not_p)
+    weight = _mask(batch, logits)
+    if per_label.ndim == 2:
+        label_weight = weight[:, None] * batch.get("label_mask", jnp.ones_like(per_label))
+        return jnp.sum(per_label * label_weight), jnp.sum(label_weight)
+    return jnp.sum(per_label * weight), jnp.sum(weight)
+
+
+def mean_squared_error(outputs, batch):
+    """MSE against `batch['target']`, or against the input itself (autoencoders)."""
+    target = batch.get("target", batch["image"]).reshape(outputs.shape)
+    per_example = jnp.mean(jnp.square(outputs - target).reshape(outputs.shape[0], -1), axis=1)
+    weight = _mask(batch, outputs)
+    return jnp.sum(per_example * weight), jnp.sum(weight)
+
+
+def make_loss(loss_cfg: ml_collections.ConfigDict) -> Loss:
+    """The loss named by `loss_cfg.name` with its options bound."""
+    name = loss_cfg.name
+    if name == "softmax_ce":
+        smoothing = float(loss_cfg.get("label_smoothing", 0.0))
+        return Loss(name, lambda lg, b: softmax_cross_entropy(lg, b, label_smoothing=smoothing))
+    if name == "weighted_ce":
+        weights = tuple(loss_cfg.get("class_weights", ()) or ())
+        if not weights:
+            raise ValueError("loss.class_weights is empty: compute them from the training "
+                             "split (jaxcx.data.sampling) or set --config.loss.class_weights")
+        return Loss(name, lambda lg, b: softmax_cross_entropy(lg, b, class_weights=weights))
+    if name == "sigmoid_bce":
+        pos_weight = tuple(loss_cfg.get("pos_weight", ()) or ()) or None
+        multilabel = bool(loss_cfg.get("multilabel", False))
+        return Loss(name, lambda lg, b: sigmoid_binary_cross_entropy(lg, b, pos_weight),
+                    multilabel=multilabel)
+    if name == "mse":
+        return Loss(name, mean_squared_error)
+    raise ValueError(f"unknown loss.name {name!r}; valid: {', '.join(LOSSES)}")

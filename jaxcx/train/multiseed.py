@@ -1,0 +1,139 @@
+"""Train K seeds of one small model in one compiled program.
+
+The whole training run of one seed is a pure function of its PRNG key: parameter init,
+a fresh minibatch order each epoch, and every optimizer step live inside nested
+`lax.scan`s over epochs and steps, with the data resident on the device. `jax.vmap` of
+that function over keys trains all seeds at once; `jax.jit` compiles it once.
+
+Suited to models whose only variables are `params` (MLPs, small CNNs, no BatchNorm);
+dropout draws from the rng stream 'dropout'. The last minibatch of an epoch is padded
+and masked, so each epoch sees every example exactly once, as a PyTorch DataLoader
+without `drop_last` does.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+PyTree = Any
+Data = dict[str, jax.Array]
+LossFn = Callable[[jax.Array, dict], tuple[jax.Array, jax.Array]]
+"""`loss_fn(logits, batch) -> (weighted loss sum, weight sum)`, as `jaxcx.train.losses`."""
+
+
+class SeedRun(NamedTuple):
+    """Outcome of training: with a leading seed axis K when produced by `fit_seeds`."""
+
+    params: PyTree
+    epoch_loss: jax.Array  # [num_epochs] mean training loss of each epoch
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Minibatches per epoch, counting a final partial batch."""
+    return -(-num_examples // batch_size)
+
+
+def init_params(model: nn.Module, key: jax.Array, sample_input: jax.Array) -> PyTree:
+    """The model's `params` from `key`; refuses models with other variable collections."""
+    variables = model.init(key, sample_input)
+    extra = sorted(set(variables) - {"params"})
+    if extra:
+        raise ValueError(
+            f"{type(model).__name__} has variable collections {extra} besides 'params'; "
+            "multiseed training supports params-only models (no BatchNorm): use "
+            "jaxcx.train.loop for this model"
+        )
+    return variables["params"]
+
+
+def make_seed_trainer(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss_fn: LossFn,
+    *,
+    num_epochs: int,
+    batch_size: int,
+) -> Callable[[jax.Array, Data], SeedRun]:
+    """A pure `train(key, data) -> SeedRun` for one seed (not jitted).
+
+    `data` maps names to arrays sharing the leading example axis: 'image' is the model
+    input; minibatches of every entry, plus 'mask', go to `loss_fn`. `key` splits into
+    init, shuffle and dropout keys; epoch e shuffles with `fold_in(shuffle_key, e)`.
+    """
+
+    def mean_loss(params, batch, dropout_key):
+        logits = model.apply(
+            {"params": params}, batch["image"], train=True, rngs={"dropout": dropout_key}
+        )
+        total, weight = loss_fn(logits, batch)
+        return total / weight, (total, weight)
+
+    grad_fn = jax.grad(mean_loss, has_aux=True)
+
+    def train(key: jax.Array, data: Data) -> SeedRun:
+        num_examples = data["image"].shape[0]
+        num_steps = steps_per_epoch(num_examples, batch_size)
+        padding = num_steps * batch_size - num_examples
+        init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
+        params = init_params(model, init_key, data["image"][:1])
+        mask = (jnp.arange(num_steps * batch_size) < num_examples).astype(jnp.float32)
+        mask = mask.reshape(num_steps, batch_size)
+
+        def step(carry, step_inputs):
+            params, opt_state = carry
+            indices, batch_mask, step_key = step_inputs
+            batch = {name: array[indices] for name, array in data.items()}
+            batch["mask"] = batch_mask
+            grads, loss_parts = grad_fn(params, batch, step_key)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss_parts
+
+        def epoch(carry, epoch_index):
+            order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch_index), num_examples)
+            order = jnp.pad(order, (0, padding)).reshape(num_steps, batch_size)
+            step_keys = jax.random.split(jax.random.fold_in(dropout_key, epoch_index), num_steps)
+            carry, (totals, weights) = jax.lax.scan(step, carry, (order, mask, step_keys))
+            return carry, jnp.sum(totals) / jnp.sum(weights)
+
+        carry = (params, optimizer.init(params))
+        (params, _), epoch_loss = jax.lax.scan(epoch, carry, jnp.arange(num_epochs))
+        return SeedRun(params, epoch_loss)
+
+    return train
+
+
+def fit_seeds(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss_fn: LossFn,
+    keys: jax.Array,
+    data: Data,
+    *,
+    num_epochs: int,
+    batch_size: int,
+) -> SeedRun:
+    """Trains one model per key in a single compiled program; outputs carry a leading K axis."""
+    train = make_seed_trainer(
+        model, optimizer, loss_fn, num_epochs=num_epochs, batch_size=batch_size
+    )
+    return jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, data)
+
+
+def apply_seeds(
+    model: nn.Module, params: PyTree, inputs: jax.Array, *, batch_size: int = 1024
+) -> jax.Array:
+    """Logits of every seed's model on `inputs`: [K, N, ...], evaluated in chunks."""
+    num_examples = inputs.shape[0]
+    num_chunks = steps_per_epoch(num_examples, batch_size)
+    padding = [(0, num_chunks * batch_size - num_examples)] + [(0, 0)] * (inputs.ndim - 1)
+    chunks = jnp.pad(inputs, padding).reshape(num_chunks, batch_size, *inputs.shape[1:])
+
+    def logits_one_seed(seed_params, chunks):
+        logits = jax.lax.map(lambda chunk: model.apply({"params": seed_params}, chunk), chunks)
+        return logits.reshape(num_chunks * batch_size, *logits.shape[2:])[:num_examples]
+
+    return jax.jit(jax.vmap(logits_one_seed, in_axes=(0, None)))(params, chunks)

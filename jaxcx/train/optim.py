@@ -1,0 +1,67 @@
+"""Optimizers and learning-rate schedules from a config."""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import optax
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
+
+
+def make_schedule(optim_cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+    """The learning rate as a function of the step."""
+    lr = float(optim_cfg.learning_rate)
+    warmup = int(optim_cfg.get("warmup_steps", 0))
+    name = optim_cfg.get("schedule", "constant")
+    if name == "constant":
+        if warmup:
+            return optax.join_schedules(
+                [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
+        return optax.constant_schedule(lr)
+    if name in ("cosine", "warmup_cosine"):
+        return optax.warmup_cosine_decay_schedule(
+            0.0 if warmup else lr, lr, warmup, max(total_steps, warmup + 1))
+    if name == "step":
+        boundaries = {int(b * total_steps): float(optim_cfg.get("decay_factor", 0.1))
+                      for b in optim_cfg.get("decay_at", (0.5, 0.75))}
+        return optax.piecewise_constant_schedule(lr, boundaries)
+    raise ValueError(f"unknown optim.schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+
+
+def decay_mask(params):
+    """True for weights that get weight decay: kernels, not biases or norm scales (1-D)."""
+    return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(optim_cfg: ml_collections.ConfigDict,
+                   total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Builds the optax transformation named by `optim_cfg.name` and its schedule.
+
+    `sgd` and `adam` treat `weight_decay` as an L2 term added to the gradient (PyTorch's
+    convention); `adamw` decouples it. Either way biases and norm scales are not decayed.
+    """
+    schedule = make_schedule(optim_cfg, total_steps)
+    name = optim_cfg.name
+    weight_decay = float(optim_cfg.get("weight_decay", 0.0))
+    if name == "sgd":
+        momentum = float(optim_cfg.get("momentum", 0.0)) or None
+        core = optax.sgd(schedule, momentum=momentum,
+                         nesterov=bool(optim_cfg.get("nesterov", False)) and momentum is not None)
+    elif name == "adam":
+        core = optax.adam(schedule)
+    elif name == "adamw":
+        core = optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask)
+    elif name == "rmsprop":
+        core = optax.rmsprop(schedule, momentum=float(optim_cfg.get("momentum", 0.0)))
+    else:
+        raise ValueError(f"unknown optim.name {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    parts = []
+    clip = float(optim_cfg.get("grad_clip_norm", 0.0) or 0.0)
+    if clip > 0:
+        parts.append(optax.clip_by_global_norm(clip))
+    if weight_decay and name != "adamw":
+        parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+    parts.append(core)
+    return optax.chain(*parts), schedule

@@ -1,0 +1,90 @@
+"""Pure train and eval steps, compiled once with explicit shardings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from jaxcx import metrics as metrics_lib
+from jaxcx.train.losses import Loss
+from jaxcx.train.sharding import batch_sharded, replicated
+from jaxcx.train.state import TrainState
+
+StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
+
+
+def _apply(state: TrainState, params, batch: dict, *, train: bool, rng=None):
+    """Runs the model; returns logits and updated BatchNorm statistics (train mode)."""
+    variables = {"params": params}
+    if state.batch_stats:
+        variables["batch_stats"] = state.batch_stats
+    rngs = {"dropout": rng} if rng is not None else None
+    if train and state.batch_stats:
+        logits, updates = state.apply_fn(variables, batch["image"], train=True, rngs=rngs,
+                                         mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+    return state.apply_fn(variables, batch["image"], train=train, rngs=rngs), state.batch_stats
+
+
+def count_correct(loss: Loss, logits: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """Correct predictions and their count over real examples (labels for multi-label)."""
+    mask = batch["mask"]
+    if loss.name == "mse":
+        return jnp.zeros(()), jnp.zeros(())
+    probs = loss.probabilities(logits)
+    if loss.multilabel:
+        label_mask = mask[:, None] * batch.get("label_mask", jnp.ones_like(probs))
+        hits = ((probs >= 0.5) == (batch["label"] > 0.5)) * label_mask
+        return jnp.sum(hits), jnp.sum(label_mask)
+    predictions = (probs >= 0.5).astype(jnp.int32) if probs.ndim == 1 else jnp.argmax(probs, -1)
+    return jnp.sum((predictions == batch["label"]) * mask), jnp.sum(mask)
+
+
+def train_step(state: TrainState, batch: dict, loss: Loss) -> tuple[TrainState, dict]:
+    """One optimizer update; dropout keys derive from the state's key and step."""
+    dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+    def objective(params):
+        logits, batch_stats = _apply(state, params, batch, train=True, rng=dropout_rng)
+        total, weight = loss(logits, batch)
+        return total / jnp.maximum(weight, 1e-12), (logits, batch_stats, total, weight)
+
+    grads, (logits, batch_stats, total, weight) = jax.grad(objective, has_aux=True)(state.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    correct, count = count_correct(loss, logits, batch)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    return new_state, {"loss_sum": total, "loss_weight": weight, "correct": correct,
+                       "count": count, "grad_norm": optax.global_norm(grads)}
+
+
+def eval_step(state: TrainState, batch: dict, loss: Loss, num_classes: int) -> dict:
+    """Loss sums, probabilities and confusion counts of one (padded) batch."""
+    logits, _ = _apply(state, state.params, batch, train=False)
+    total, weight = loss(logits, batch)
+    correct, count = count_correct(loss, logits, batch)
+    out = {"loss_sum": total, "loss_weight": weight, "correct": correct, "count": count}
+    if loss.name == "mse":
+        return out
+    probs = loss.probabilities(logits)
+    out["probs"] = probs
+    if not loss.multilabel:
+        predictions = (probs >= 0.5).astype(jnp.int32) if probs.ndim == 1 else jnp.argmax(probs, -1)
+        out["confusion"] = metrics_lib.confusion_matrix(predictions, batch["label"], batch["mask"],
+                                                        num_classes)
+    return out
+
+
+def compile_steps(loss: Loss, mesh: Mesh, num_classes: int) -> tuple[StepFn, Callable]:
+    """`train_step` and `eval_step` jitted over the mesh; the train state is donated."""
+    state_sharding, data_sharding = replicated(mesh), batch_sharded(mesh)
+    train = jax.jit(lambda s, b: train_step(s, b, loss),
+                    in_shardings=(state_sharding, data_sharding),
+                    out_shardings=(state_sharding, state_sharding), donate_argnums=0)
+    evaluate = jax.jit(lambda s, b: eval_step(s, b, loss, num_classes),
+                       in_shardings=(state_sharding, data_sharding), out_shardings=state_sharding)
+    return train, evaluate

@@ -1,0 +1,244 @@
+"""Tests for jaxcx.models: parameter counts pinned to the seeds, shapes, rng/state use, registry."""
+
+import flax.errors
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxcx import models
+from jaxcx.models.layers import max_pool_2x2
+
+
+def abstract_variables(model, input_shape):
+    init = lambda: model.init(jax.random.key(0), jnp.zeros(input_shape), train=False)
+    return jax.eval_shape(init)
+
+
+def count_params(model, input_shape):
+    params = abstract_variables(model, input_shape)["params"]
+    return sum(leaf.size for leaf in jax.tree.leaves(params))
+
+
+XOR_PARAM_COUNTS = {  # seed 001, Table 1: (width, depth) -> parameters
+    (1, 0): 5, (1, 1): 7, (1, 2): 9, (1, 3): 11,
+    (2, 0): 9, (2, 1): 15, (2, 2): 21, (2, 3): 27,
+    (3, 0): 13, (3, 1): 25, (3, 2): 37, (3, 3): 49,
+}
+
+
+@pytest.mark.parametrize(("width", "depth"), sorted(XOR_PARAM_COUNTS))
+def test_xor_mlp_param_counts_match_seed_001(width, depth):
+    model = models.build_model({"name": "xor_mlp", "width": width, "depth": depth})
+    assert count_params(model, (1, 2)) == XOR_PARAM_COUNTS[width, depth]
+
+
+PINNED = [  # (config, input shape, parameters)
+    ({"name": "mlp"}, (1, 28, 28, 1), 109_386),
+    ({"name": "seed001_cnn"}, (1, 28, 28, 1), 12_810),
+    ({"name": "flex_cnn"}, (1, 224, 224, 1), 3_211_586),
+    (
+        {"name": "flex_cnn", "feature_maps": 16, "kernel_size": 5, "activation": "leaky_relu",
+         "regularisation": True, "dropout_rate": 0.6978},
+        (1, 300, 300, 1),
+        2_880_450,
+    ),
+    ({"name": "grid_cnn", "num_conv_layers": 1, "num_dense_layers": 1}, (1, 28, 28, 1), 4_481),
+    ({"name": "grid_cnn", "num_conv_layers": 1, "num_dense_layers": 2}, (1, 28, 28, 1), 69_761),
+    ({"name": "grid_cnn", "num_conv_layers": 2, "num_dense_layers": 2}, (1, 28, 28, 1), 17_813),
+    ({"name": "grid_cnn", "num_conv_layers": 2, "num_dense_layers": 3}, (1, 28, 28, 1), 35_717),
+    ({"name": "grid_cnn", "num_conv_layers": 4, "num_dense_layers": 2}, (1, 28, 28, 1), 110_973),
+    ({"name": "grid_cnn", "num_conv_layers": 4, "num_dense_layers": 3}, (1, 28, 28, 1), 168_237),
+    ({"name": "covid_mlp"}, (1, 256, 256, 1), 67_110_913),
+    ({"name": "covid_mlp", "hidden": [1024, 256]}, (1, 256, 256, 1), 67_372_545),
+    ({"name": "mlp_autoencoder"}, (1, 784), 223_066),
+    ({"name": "mlp_encoder_classifier"}, (1, 784), 111_146),
+    ({"name": "mlp_encoder_classifier", "num_classes": 5}, (1, 784), 111_201),
+]
+
+
+@pytest.mark.parametrize(("config", "input_shape", "expected"), PINNED, ids=lambda v: str(v))
+def test_param_counts_and_summary_totals(config, input_shape, expected):
+    model = models.build_model(config)
+    assert count_params(model, input_shape) == expected
+    assert models.summary(model, input_shape).total_params == expected
+
+
+SHAPES = [  # (config, input shape, output shape)
+    ({"name": "mlp", "hidden": (8,), "num_outputs": 3}, (2, 4, 4, 1), (2, 3)),
+    ({"name": "xor_mlp", "width": 2, "depth": 1}, (5, 2), (5, 1)),
+    ({"name": "seed001_cnn"}, (2, 28, 28, 1), (2, 10)),
+    ({"name": "flex_cnn", "regularisation": True}, (2, 9, 9, 1), (2, 2)),
+    ({"name": "flex_cnn", "kernel_size": 5, "activation": "leaky_relu"}, (2, 9, 9, 1), (2, 2)),
+    ({"name": "grid_cnn", "num_conv_layers": 1, "num_dense_layers": 3}, (2, 28, 28, 1), (2, 5)),
+    ({"name": "grid_cnn", "num_conv_layers": 4, "num_dense_layers": 1}, (2, 28, 28, 1), (2, 5)),
+    ({"name": "covid_mlp", "hidden": (16, 4)}, (2, 8, 8, 1), (2, 1)),
+    ({"name": "mlp_autoencoder", "features": (16, 4)}, (2, 6, 6, 1), (2, 6, 6, 1)),
+    ({"name": "mlp_encoder_classifier", "features": (16, 4), "num_classes": 3}, (2, 36), (2, 3)),
+]
+
+
+@pytest.mark.parametrize(("config", "input_shape", "output_shape"), SHAPES, ids=lambda v: str(v))
+def test_output_shapes(config, input_shape, output_shape):
+    model = models.build_model(config)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=input_shape), jnp.float32)
+    logits, _ = model.init_with_output(jax.random.key(0), x, train=False)
+    assert logits.shape == output_shape
+    assert bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_covid_mlp_output_shape_on_seed_inputs():
+    model = models.build_model({"name": "covid_mlp"})
+    variables = abstract_variables(model, (4, 256, 256, 1))
+    logits = jax.eval_shape(model.apply, variables, jnp.zeros((4, 256, 256, 1)))
+    assert logits.shape == (4, 1)
+
+
+@pytest.fixture(scope="module")
+def regularised_flex_cnn():
+    model = models.build_model({"name": "flex_cnn", "feature_maps": 4, "regularisation": True})
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 6, 6, 1)), jnp.float32)
+    return model, model.init(jax.random.key(0), x), x
+
+
+def test_dropout_needs_and_uses_dropout_rng(regularised_flex_cnn):
+    model, variables, x = regularised_flex_cnn
+
+    def train_logits(rngs):
+        logits, _ = model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+        return logits
+
+    with pytest.raises(flax.errors.InvalidRngError, match="dropout"):
+        train_logits({})
+    first = train_logits({"dropout": jax.random.key(1)})
+    np.testing.assert_array_equal(first, train_logits({"dropout": jax.random.key(1)}))
+    assert not np.allclose(first, train_logits({"dropout": jax.random.key(2)}))
+    np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.5])
+def test_batch_norm_stats_update_in_train_mode_only(regularised_flex_cnn, momentum):
+    model, variables, x = regularised_flex_cnn
+    model = model.clone(batch_norm_momentum=momentum)
+    _, updated = model.apply(
+        variables, x, train=True, rngs={"dropout": jax.random.key(0)},
+        mutable=["batch_stats", "intermediates"], capture_intermediates=True,
+    )
+    conv_output = updated["intermediates"]["conv"]["__call__"][0]
+    expected_mean = (1 - momentum) * conv_output.mean(axis=(0, 1, 2))
+    running_mean = updated["batch_stats"]["batchnorm"]["mean"]
+    np.testing.assert_allclose(running_mean, expected_mean, rtol=1e-5)
+
+    _, unchanged = model.apply(variables, x, train=False, mutable=["batch_stats"])
+    jax.tree.map(np.testing.assert_array_equal, unchanged["batch_stats"], variables["batch_stats"])
+
+
+def test_batch_norm_momentum_defaults_to_torch_equivalent():
+    assert models.FlexCNN().batch_norm_momentum == 0.9
+
+
+def test_autoencoder_encoder_transfers_into_classifier():
+    autoencoder = models.build_model({"name": "mlp_autoencoder", "features": (8, 3)})
+    classifier = models.build_model({"name": "mlp_encoder_classifier", "features": (8, 3)})
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 4, 1)), jnp.float32)
+    pretrained = autoencoder.init(jax.random.key(0), x)["params"]
+    classifier_params = classifier.init(jax.random.key(1), x)["params"]
+    shapes = lambda tree: jax.tree.map(jnp.shape, tree)
+    assert shapes(classifier_params) == shapes({"encoder": pretrained["encoder"]})
+
+    _, state = autoencoder.apply(
+        {"params": pretrained}, x, capture_intermediates=True, mutable=["intermediates"]
+    )
+    code = state["intermediates"]["encoder"]["__call__"][0]
+    np.testing.assert_allclose(
+        classifier.apply({"params": {"encoder": pretrained["encoder"]}}, x), code, rtol=1e-6
+    )
+
+
+def test_build_model_accepts_config_dict():
+    config = ml_collections.ConfigDict({"name": "mlp", "hidden": [32, 16], "activation": "gelu"})
+    model = models.build_model(config)
+    assert model == models.MLP(hidden=(32, 16), activation="gelu")
+
+
+def test_unknown_model_name_lists_available_models():
+    with pytest.raises(ValueError, match="unknown model 'resnet9'") as error:
+        models.build_model({"name": "resnet9"})
+    for name in ("mlp", "xor_mlp", "seed001_cnn", "flex_cnn", "grid_cnn", "covid_mlp"):
+        assert name in str(error.value)
+
+
+def test_missing_model_name_lists_available_models():
+    with pytest.raises(ValueError, match="no 'name' field.*grid_cnn"):
+        models.build_model({"hidden": (4,)})
+
+
+@pytest.mark.parametrize(
+    ("config", "valid_fields"),
+    [
+        ({"name": "flex_cnn", "dropout": 0.5}, ["dropout_rate", "batch_norm_momentum"]),
+        ({"name": "xor_mlp", "hidden": (3,)}, ["width", "depth", "activation"]),
+    ],
+)
+def test_unknown_field_lists_valid_fields(config, valid_fields):
+    with pytest.raises(ValueError, match="unknown config field") as error:
+        models.build_model(config)
+    for field in valid_fields:
+        assert field in str(error.value)
+    assert "parent" not in str(error.value)
+
+
+def test_registering_a_taken_name_fails():
+    with pytest.raises(ValueError, match="already registered"):
+        models.register("mlp")(models.MLP)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"name": "mlp", "activation": "swish"}, "unknown activation 'swish'.*leaky_relu"),
+        ({"name": "grid_cnn", "num_conv_layers": 3}, r"num_conv_layers must be one of \[1, 2, 4\]"),
+        ({"name": "grid_cnn", "conv_features": (4, 8, 8)}, "must have num_conv_layers=2 entries"),
+        (
+            {"name": "grid_cnn", "num_dense_layers": 3, "hidden_features": (10,)},
+            "num_dense_layers - 1 = 2",
+        ),
+    ],
+)
+def test_invalid_settings_fail_at_init_with_the_fix(config, message):
+    with pytest.raises(ValueError, match=message):
+        abstract_variables(models.build_model(config), (1, 28, 28, 1))
+
+
+def test_xor_mlp_rejects_zero_width():
+    with pytest.raises(ValueError, match="width >= 1"):
+        models.build_model({"name": "xor_mlp", "width": 0})
+
+
+def test_summary_table_lists_layers_in_call_order():
+    table = models.summary(models.build_model({"name": "seed001_cnn"}), (1, 28, 28, 1)).table
+    lines = table.splitlines()
+    assert lines[0].split() == ["module", "type", "output", "shape", "params"]
+    rows = [line.split()[0] for line in lines[2:6]]
+    assert rows == ["(model)", "conv1", "conv2", "fc"]
+    assert "(1, 26, 26, 16)" in table and "8,010" in table
+    assert lines[-1] == "Total params: 12,810"
+
+
+def test_summary_reports_batch_stats():
+    model = models.build_model({"name": "flex_cnn", "feature_maps": 4, "regularisation": True})
+    assert "batch_stats: 8 values" in models.summary(model, (1, 6, 6, 1)).table
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (2, 7, 9, 3), (1, 5, 4, 1)])
+def test_max_pool_2x2_matches_nn_max_pool(shape):
+    x, weights = (
+        jnp.asarray(np.random.default_rng(seed).normal(size=size), jnp.float32)
+        for seed, size in ((0, shape), (1, (shape[0], shape[1] // 2, shape[2] // 2, shape[3])))
+    )
+    reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+    np.testing.assert_array_equal(max_pool_2x2(x), reference(x))
+    weighted_sum = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * weights))(x)
+    np.testing.assert_array_equal(weighted_sum(max_pool_2x2), weighted_sum(reference))
