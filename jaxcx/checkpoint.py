@@ -1,6 +1,6 @@
 """Orbax checkpoints: latest-N and best-N kept together, exact resume, partial transfer.
 
-A checkpoint step holds three items: `state` (params, BatchNorm statistics, optimizer
+A checkpoint step holds up to three items: `state` (params, BatchNorm statistics, optimizer
 state, step, RNG key), `data` (the grain iterator position, so a resumed run sees the
 same batches) and `loop` (JSON: epoch, best metric so far, early-stopping history).
 Orbax writes each step to a temporary folder and renames it when complete, so a run
@@ -17,88 +17,94 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from orbax.checkpoint import checkpoint_managers
 
 from jaxcx.train.state import TrainState
-
-
-_BEST_RANK = "best_rank"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used for the requested restore."""
 
 
+def _manager(directory: Path, keep: int) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, cleanup_tmp_directories=True))
+
+
 class Checkpointer:
-    """Saves and restores training checkpoints under one folder."""
+    """Saves and restores training checkpoints under one folder.
+
+    `DIR/latest` keeps the newest `keep_latest` steps (for resuming); `DIR/best` receives
+    a step only when the caller says it is a new best, and keeps the newest `keep_best`
+    of those. A best step is fully written before the latest step that records it starts,
+    so after a kill the best checkpoint a run refers to always exists.
+    """
 
     def __init__(self, directory: str | Path, *, keep_latest: int = 2, keep_best: int = 1):
         self.directory = Path(directory).absolute()
-        # The caller decides what "best" means (metric, mode, ties); Orbax only ranks steps
-        # by `_BEST_RANK`, which is the step for a new best and -1 otherwise.
-        policy = checkpoint_managers.AnyPreservationPolicy([
-            checkpoint_managers.LatestN(keep_latest),
-            checkpoint_managers.BestN(get_metric_fn=lambda m: m[_BEST_RANK], n=keep_best,
-                                      keep_checkpoints_without_metrics=False),
-        ])
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(preservation_policy=policy,
-                                                 cleanup_tmp_directories=True))
+        self._latest = _manager(self.directory / "latest", keep_latest)
+        self._best = _manager(self.directory / "best", keep_best)
 
     def latest_step(self) -> int | None:
-        return self._manager.latest_step()
+        return self._latest.latest_step()
+
+    def best_step(self) -> int | None:
+        return self._best.latest_step()
 
     def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
+        return sorted(set(self._latest.all_steps()) | set(self._best.all_steps()))
 
     def save(self, step: int, state: TrainState, *, loop_state: Mapping[str, Any],
              is_best: bool, data_iterator: grain.DatasetIterator | None = None):
-        """Saves one step (asynchronously; `wait` or `close` to block until written).
-
-        Steps saved with `is_best` are kept (the newest `keep_best` of them) even when
-        they are no longer among the latest.
-        """
-        items = {"state": ocp.args.StandardSave(state.saveable()),
-                 "loop": ocp.args.JsonSave(dict(loop_state))}
+        """Saves one step (asynchronously; `wait` or `close` to block until written)."""
+        state_item = ocp.args.StandardSave(state.saveable())
+        loop_item = ocp.args.JsonSave(dict(loop_state))
+        if is_best and step not in self._best.all_steps():
+            self._best.save(step, args=ocp.args.Composite(state=state_item, loop=loop_item))
+            self._best.wait_until_finished()
+        items = {"state": state_item, "loop": loop_item}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        self._manager.save(step, args=ocp.args.Composite(**items),
-                           metrics={_BEST_RANK: float(step if is_best else -1)})
+        self._latest.save(step, args=ocp.args.Composite(**items))
 
     def restore(self, state: TrainState, *, step: int | None = None,
-                data_iterator: grain.DatasetIterator | None = None) -> tuple[TrainState, dict]:
-        """Restores `state` (used as the shape/sharding template) and the iterator in place."""
-        step = self.latest_step() if step is None else step
+                data_iterator: grain.DatasetIterator | None = None,
+                best: bool = False) -> tuple[TrainState, dict]:
+        """Restores `state` (the shape/sharding template) and the data iterator in place.
+
+        Without `step`, the newest step; `best` reads from the best steps instead.
+        """
+        manager = self._best if best else self._latest
+        step = manager.latest_step() if step is None else step
         if step is None:
-            raise CheckpointError(f"no checkpoint in {self.directory}")
+            raise CheckpointError(f"no {'best ' if best else ''}checkpoint in {self.directory}")
         items = {"state": ocp.args.StandardRestore(state.saveable()),
                  "loop": ocp.args.JsonRestore()}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+            restored = manager.restore(step, args=ocp.args.Composite(**items))
         except (ValueError, KeyError, TypeError) as error:
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} does not match this model/config "
+                f"checkpoint {manager.directory / str(step)} does not match this model/config "
                 f"({error}). Start a new --workdir, or pass --overwrite to replace it.") from error
         return state.with_saved(restored["state"]), dict(restored["loop"])
 
-    def loop_state(self, step: int) -> dict:
-        """The JSON loop record of a saved step."""
-        restored = self._manager.restore(step, args=ocp.args.Composite(loop=ocp.args.JsonRestore()))
-        return dict(restored["loop"])
-
     def wait(self):
-        self._manager.wait_until_finished()
+        self._best.wait_until_finished()
+        self._latest.wait_until_finished()
 
     def close(self):
-        self._manager.close()
+        self._best.close()
+        self._latest.close()
 
 
-def load_saved_state(directory: str | Path, step: int | None = None) -> dict:
-    """The raw saved `state` item (numpy pytree) of a checkpoint folder, no template needed."""
-    manager = ocp.CheckpointManager(Path(directory).absolute(),
+def load_saved_state(directory: str | Path, step: int | None = None,
+                     which: str = "best") -> dict:
+    """The raw saved `state` item (numpy pytree) of a run's `checkpoints` folder, no
+    template needed: its best step (`which='best'`) or latest (`'latest'`)."""
+    if which not in ("best", "latest"):
+        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+    manager = ocp.CheckpointManager(Path(directory).absolute() / which,
                                     options=ocp.CheckpointManagerOptions(read_only=True))
     step = manager.latest_step() if step is None else step
     if step is None:

@@ -44,6 +44,8 @@ def base_config() -> ConfigDict:
                 "weight_decay": 0.0,
                 "schedule": "constant",
                 "warmup_steps": 0,
+                "decay_at": (0.5, 0.75),
+                "decay_factor": 0.1,
                 "grad_clip_norm": 0.0,
             },
             "train": {

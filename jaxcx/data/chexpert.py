@@ -218,8 +218,8 @@ def label_arrays(
     if unknown:
         raise ValueError(f"unknown CheXpert labels {unknown}; valid: {CHEXPERT_FINDINGS}")
     columns = [CHEXPERT_FINDINGS.index(name) for name in label_names]
-    raw = np.asarray([row.findings for row in rows], dtype=np.float32).reshape(len(rows), -1)
-    raw = raw[:, columns] if len(rows) else np.zeros((0, len(columns)), np.float32)
+    raw = np.asarray([[row.findings[c] for c in columns] for row in rows], np.float32)
+    raw = raw.reshape(len(rows), len(columns))
     is_uncertain = raw == -1
     labels = (raw == 1).astype(np.float32)
     if uncertain == "ones":

@@ -211,6 +211,28 @@ class ImageFolderSource:
         return f"ImageFolderSource({len(self)} images, root={self.root}, class counts={list(counts)})"
 
 
+class SegmentationFolderSource(ImageFolderSource):
+    """Images with masks in a sibling folder (COVID-QU-Ex: `CLASS/images/x.png` and
+    `CLASS/lung masks/x.png`); records add `'target'` float32 (H, W, 1) in {0, 1}."""
+
+    def __init__(self, files: Sequence[LabelledFile], *, mask_subdir: str = "lung masks", **kwargs):
+        super().__init__(files, **kwargs)
+        self.mask_paths = [str(Path(path).parent.parent / mask_subdir / Path(path).name) for path in self.paths]
+        missing = [m for m in self.mask_paths if not os.path.isfile(m)]
+        if missing:
+            raise DataError(
+                f"{len(missing)} image(s) have no mask in '{mask_subdir}/', e.g. {missing[0]}"
+            )
+
+    def __getitem__(self, index: int) -> dict:
+        record = super().__getitem__(index)
+        mask = decode_image(self.mask_paths[index])
+        if mask.shape[-1] != 1:
+            mask = mask.max(axis=-1, keepdims=True)
+        record["target"] = (mask > 0).astype(np.float32)
+        return record
+
+
 def class_names_from_map(class_map: Mapping[str, int]) -> list[str]:
     """Names ordered by label (labels must be 0..n-1)."""
     by_label = sorted(class_map.items(), key=lambda item: item[1])

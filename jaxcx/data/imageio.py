@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from jaxcx.data.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+SIGNATURES = {b"\xff\xd8": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 
 
 class ImageInfo(NamedTuple):
@@ -27,6 +28,18 @@ class ImageInfo(NamedTuple):
 def is_image_file(path: str | Path) -> bool:
     """True for .jpeg/.jpg/.png in any case."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _unidentified_reason(source: str | os.PathLike | bytes) -> str:
+    if isinstance(source, bytes):
+        head = source[:8]
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(8)
+    for signature, fmt in SIGNATURES.items():
+        if head.startswith(signature):
+            return f"corrupt or truncated {fmt} header (file starts like a {fmt} but cannot be parsed)"
+    return f"not a readable image (expected JPEG or PNG data; first bytes {head!r})"
 
 
 def _open(source: str | os.PathLike | bytes, name: str) -> Image.Image:
@@ -45,9 +58,7 @@ def _open(source: str | os.PathLike | bytes, name: str) -> Image.Image:
     try:
         return Image.open(stream)
     except UnidentifiedImageError as error:
-        raise DataError(
-            f"{name}: not a readable image (expected JPEG or PNG data; PIL could not identify it)"
-        ) from error
+        raise DataError(f"{name}: {_unidentified_reason(source)}") from error
     except OSError as error:
         raise DataError(f"{name}: corrupt or truncated image header ({error})") from error
 

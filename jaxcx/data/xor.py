@@ -25,6 +25,10 @@ class XorSource:
         self.x, self.y = make_xor(n, std, seed)
         self.name = f"xor(n={n},std={std},seed={seed})"
 
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y
+
     def __len__(self) -> int:
         return len(self.y)
 

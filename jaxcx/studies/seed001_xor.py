@@ -87,7 +87,10 @@ def load_xor_data(config: ml_collections.ConfigDict):
 
 
 def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting]):
-    """A pure `program(keys, train, eval_x, eval_y) -> [(SeedRun, accuracy[K]) per setting]`."""
+    """A pure `program(keys, train, orders, eval_x, eval_y) -> [(SeedRun, accuracy[K])]`.
+
+    One entry per setting; every setting uses the same seeds and epoch orders.
+    """
     num_epochs, batch_size = config.train.num_epochs, config.train.batch_size
     total_steps = num_epochs * multiseed.steps_per_epoch(config.data.train_size, batch_size)
     optimizer, _ = make_optimizer(config.optim, total_steps)
@@ -98,10 +101,10 @@ def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting
         for model in models
     ]
 
-    def program(keys, train_data, eval_x, eval_y):
+    def program(keys, train_data, orders, eval_x, eval_y):
         outputs = []
         for model, trainer in zip(models, trainers):
-            runs = jax.vmap(trainer, in_axes=(0, None))(keys, train_data)
+            runs = jax.vmap(trainer, in_axes=(0, None, 0))(keys, train_data, orders)
             logits = jax.vmap(lambda params: model.apply({"params": params}, eval_x))(runs.params)
             accuracy = jnp.mean((logits[..., 0] >= 0) == (eval_y == 1), axis=-1)
             outputs.append((runs, accuracy))
@@ -114,11 +117,14 @@ def run_xor_study(config: ml_collections.ConfigDict) -> XorStudy:
     """Trains every setting x seed in one compiled program and evaluates each once."""
     settings = settings_grid(config.study.widths, config.study.depths)
     (train_x, train_y), (eval_x, eval_y) = load_xor_data(config)
-    keys = jax.random.split(jax.random.key(config.seed), config.study.num_seeds)
-    arguments = (keys, {"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},
-                 jnp.asarray(eval_x), jnp.asarray(eval_y))
     start = time.perf_counter()
-    compiled = jax.jit(make_study_program(config, settings)).lower(*arguments).compile()
+    keys = jax.random.split(jax.random.key(config.seed), config.study.num_seeds)
+    orders = multiseed.epoch_orders(keys, config.train.num_epochs, len(train_y))
+    arguments = (keys, {"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},
+                 orders, jnp.asarray(eval_x), jnp.asarray(eval_y))
+    program = jax.jit(make_study_program(config, settings),
+                      compiler_options=multiseed.small_model_compiler_options())
+    compiled = program.lower(*arguments).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     outputs = jax.block_until_ready(compiled(*arguments))

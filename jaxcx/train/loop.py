@@ -280,11 +280,10 @@ def restore_best(config: ml_collections.ConfigDict, workdir: str | Path,
                                np.zeros((1, *data.input_shape), np.float32), config.seed)
     checkpointer = Checkpointer(Path(workdir) / "checkpoints")
     try:
-        latest = checkpointer.latest_step()
-        if latest is None:
+        best_step = checkpointer.best_step()
+        if best_step is None:
             raise FileNotFoundError(f"no checkpoints in {workdir}/checkpoints: train first")
-        best_step = checkpointer.loop_state(latest)["best_step"]
-        state, _ = checkpointer.restore(state, step=best_step)
+        state, _ = checkpointer.restore(state, best=True)
     finally:
         checkpointer.close()
     return sharding.replicate(state, mesh), best_step

@@ -24,8 +24,8 @@ def make_schedule(optim_cfg: ml_collections.ConfigDict, total_steps: int) -> opt
         return optax.warmup_cosine_decay_schedule(
             0.0 if warmup else lr, lr, warmup, max(total_steps, warmup + 1))
     if name == "step":
-        boundaries = {int(b * total_steps): float(optim_cfg.get("decay_factor", 0.1))
-                      for b in optim_cfg.get("decay_at", (0.5, 0.75))}
+        boundaries = {int(fraction * total_steps): float(optim_cfg.decay_factor)
+                      for fraction in optim_cfg.decay_at}
         return optax.piecewise_constant_schedule(lr, boundaries)
     raise ValueError(f"unknown optim.schedule {name!r}; valid: {', '.join(SCHEDULES)}")
 

@@ -59,7 +59,7 @@ def train_step(state: TrainState, batch: dict, loss: Loss) -> tuple[TrainState, 
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               batch_stats=batch_stats, opt_state=opt_state)
     return new_state, {"loss_sum": total, "loss_weight": weight, "correct": correct,
-                       "count": count, "grad_norm": optax.global_norm(grads)}
+                       "count": count, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_step(state: TrainState, batch: dict, loss: Loss, num_classes: int) -> dict:
