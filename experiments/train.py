@@ -24,6 +24,8 @@ def main(argv):
     config = launch.config_from_flags()
     workdir = prepare_workdir(launch.require_workdir(), config, overwrite=FLAGS.overwrite)
     data = build_data(config.data, config.seed)
+    if data.bad_inputs is not None and data.bad_inputs.count:
+        print(f"{data.bad_inputs.summary()}\nlisted in {data.bad_inputs.write(workdir)}")
     model_summary = summary(build_model(config.model), (1, *data.input_shape))
     print(model_summary.table)
     result = fit(config, workdir, data)

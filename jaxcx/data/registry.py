@@ -14,7 +14,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxcx.data.xor import XorSource
+from jaxcx.data import sampling
+from jaxcx.data.errors import BadInputLog
 
 Builder = Callable[[ml_collections.ConfigDict, int], "DataBundle"]
 _BUILDERS: dict[str, Builder] = {}
@@ -34,6 +35,7 @@ class DataBundle:
     eval_transforms: Sequence[Any] = ()
     multilabel: bool = False
     worker_count: int = 0
+    bad_inputs: BadInputLog | None = None
 
     @property
     def num_classes(self) -> int:
@@ -42,11 +44,7 @@ class DataBundle:
     def class_weights(self) -> np.ndarray:
         """Seed 000's normalised inverse class frequencies of the training split."""
         counts = np.bincount(self.train_labels.astype(np.int64), minlength=self.num_classes)
-        if np.any(counts == 0):
-            empty = [self.class_names[i] for i in np.flatnonzero(counts == 0)]
-            raise ValueError(f"no training examples of class(es) {empty}: cannot weight them")
-        inverse = counts.sum() / counts
-        return (inverse / inverse.sum()).astype(np.float32)
+        return sampling.class_weights(counts)
 
 
 def register_dataset(name: str) -> Callable[[Builder], Builder]:
@@ -58,23 +56,13 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
 
 
 def available_datasets() -> list[str]:
+    import jaxcx.data.builders  # noqa: F401  (registers the built-in datasets)
     return sorted(_BUILDERS)
 
 
 def build_data(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     """The `DataBundle` of the dataset named by `data_cfg.name`."""
     name = data_cfg.name
-    if name not in _BUILDERS:
+    if name not in available_datasets():
         raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(available_datasets())}")
     return _BUILDERS[name](data_cfg, seed)
-
-
-@register_dataset("xor")
-def _xor(cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
-    """Seed 001's continuous XOR; each split is generated from its own seed."""
-    del seed  # the data seeds are part of the data config
-    train = XorSource(cfg.train_size, cfg.noise_std, cfg.data_seed)
-    val = XorSource(cfg.val_size, cfg.noise_std, cfg.data_seed + 1)
-    test = XorSource(cfg.test_size, cfg.noise_std, cfg.data_seed + 2)
-    return DataBundle(train=train, val=val, test=test, train_labels=train.y, input_shape=(2,),
-                      class_names=("0", "1"))

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from jaxcx.data.xor import make_xor  # noqa: E402
 from jaxcx.models import build_model  # noqa: E402
+from jaxcx.models.layers import activation_fn  # noqa: E402
 from jaxcx.train import multiseed  # noqa: E402
 from jaxcx.train.losses import make_loss  # noqa: E402
 from jaxcx.train.optim import make_optimizer  # noqa: E402
@@ -86,29 +87,79 @@ def load_xor_data(config: ml_collections.ConfigDict):
     return train, evaluation
 
 
+def training_groups(config: ml_collections.ConfigDict, settings: list[Setting]) -> list[list[Setting]]:
+    """Settings that train as one vmapped batch: same depth, any width.
+
+    A narrower MLP zero-padded to the widest width computes the same function, and its
+    padded weights get zero gradients and stay zero, when the activation maps 0 to 0
+    (tanh, ReLU). Otherwise every setting is its own group.
+    """
+    if float(activation_fn(config.model.activation)(0.0)) != 0.0:
+        return [[setting] for setting in settings]
+    depths = sorted({setting.depth for setting in settings})
+    return [[s for s in settings if s.depth == depth] for depth in depths]
+
+
+def _pad_to(tree, target_shapes, leading: int = 1):
+    """Zero-pads every leaf (after `leading` axes) to the matching shape in `target_shapes`."""
+    return jax.tree.map(
+        lambda leaf, target: jnp.pad(
+            leaf, [(0, 0)] * leading + [(0, t - n) for n, t in zip(leaf.shape[leading:], target.shape)]),
+        tree, target_shapes)
+
+
+def _crop_to(tree, target_shapes):
+    """Inverse of `_pad_to` for one leading axis."""
+    return jax.tree.map(
+        lambda leaf, target: leaf[(slice(None), *(slice(0, n) for n in target.shape))],
+        tree, target_shapes)
+
+
 def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting]):
     """A pure `program(keys, train, orders, eval_x, eval_y) -> [(SeedRun, accuracy[K])]`.
 
-    One entry per setting; every setting uses the same seeds and epoch orders.
+    One entry per setting, in order; every setting uses the same seeds and epoch orders.
+    Each group of `training_groups` trains as one `jax.vmap` over its settings x seeds.
     """
     num_epochs, batch_size = config.train.num_epochs, config.train.batch_size
     total_steps = num_epochs * multiseed.steps_per_epoch(config.data.train_size, batch_size)
     optimizer, _ = make_optimizer(config.optim, total_steps)
     loss = make_loss(config.loss)
-    models = [xor_model(config, setting) for setting in settings]
-    trainers = [
-        multiseed.make_seed_trainer(model, optimizer, loss, num_epochs=num_epochs, batch_size=batch_size)
-        for model in models
-    ]
+    groups = training_groups(config, settings)
+
+    def train_group(group, keys, train_data, orders, eval_x, eval_y):
+        widest = xor_model(config, Setting(max(s.width for s in group), group[0].depth))
+        trainer = multiseed.make_trainer(
+            widest, optimizer, loss, num_epochs=num_epochs, batch_size=batch_size)
+        init_keys, dropout_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+        sample = train_data["image"][:1]
+        wide_shapes = jax.eval_shape(lambda: multiseed.init_params(widest, init_keys[0], sample))
+        shapes, initial = [], []
+        for setting in group:
+            model = xor_model(config, setting)
+            shapes.append(jax.eval_shape(lambda: multiseed.init_params(model, init_keys[0], sample)))
+            params = jax.vmap(lambda key: multiseed.init_params(model, key, sample))(init_keys)
+            initial.append(_pad_to(params, wide_shapes))
+        copies = len(group)
+        runs = jax.vmap(trainer, in_axes=(0, 0, None, 0))(
+            jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *initial),
+            jnp.concatenate([dropout_keys] * copies), train_data,
+            jnp.concatenate([orders] * copies))
+        logits = jax.vmap(lambda params: widest.apply({"params": params}, eval_x))(runs.params)
+        accuracy = jnp.mean((logits[..., 0] >= 0) == (eval_y == 1), axis=-1)
+        num_seeds = keys.shape[0]
+        outputs = {}
+        for index, (setting, setting_shapes) in enumerate(zip(group, shapes)):
+            own = slice(index * num_seeds, (index + 1) * num_seeds)
+            params = _crop_to(jax.tree.map(lambda leaf: leaf[own], runs.params), setting_shapes)
+            outputs[setting] = (multiseed.SeedRun(params, runs.epoch_loss[own]), accuracy[own])
+        return outputs
 
     def program(keys, train_data, orders, eval_x, eval_y):
-        outputs = []
-        for model, trainer in zip(models, trainers):
-            runs = jax.vmap(trainer, in_axes=(0, None, 0))(keys, train_data, orders)
-            logits = jax.vmap(lambda params: model.apply({"params": params}, eval_x))(runs.params)
-            accuracy = jnp.mean((logits[..., 0] >= 0) == (eval_y == 1), axis=-1)
-            outputs.append((runs, accuracy))
-        return outputs
+        outputs = {}
+        for group in groups:
+            outputs.update(train_group(group, keys, train_data, orders, eval_x, eval_y))
+        return [outputs[setting] for setting in settings]
 
     return program
 

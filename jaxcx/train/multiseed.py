@@ -76,20 +76,20 @@ def init_params(model: nn.Module, key: jax.Array, sample_input: jax.Array) -> Py
     return variables["params"]
 
 
-def make_seed_trainer(
+def make_trainer(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     loss_fn: LossFn,
     *,
     num_epochs: int,
     batch_size: int,
-) -> Callable[[jax.Array, Data], SeedRun]:
-    """A pure `train(key, data, orders) -> SeedRun` for one seed (not jitted).
+) -> Callable[[PyTree, jax.Array, Data, jax.Array], SeedRun]:
+    """A pure `train(params, dropout_key, data, orders) -> SeedRun` (not jitted).
 
-    `data` maps names to arrays sharing the leading example axis: 'image' is the model
-    input; minibatches of every entry, plus 'mask', go to `loss_fn`. `orders` [E, N]
-    (from `epoch_orders`) gives each epoch's example order; `num_epochs` of them are used.
-    `key` splits into init and dropout keys.
+    Trains from the given initial `params`. `data` maps names to arrays sharing the
+    leading example axis: 'image' is the model input; minibatches of every entry, plus
+    'mask', go to `loss_fn`. `orders` [E, N] (from `epoch_orders`) gives each epoch's
+    example order; the first `num_epochs` are used.
     """
 
     def mean_loss(params, batch, dropout_key):
@@ -101,12 +101,10 @@ def make_seed_trainer(
 
     grad_fn = jax.grad(mean_loss, has_aux=True)
 
-    def train(key: jax.Array, data: Data, orders: jax.Array) -> SeedRun:
+    def train(params: PyTree, dropout_key: jax.Array, data: Data, orders: jax.Array) -> SeedRun:
         num_examples = data["image"].shape[0]
         num_steps = steps_per_epoch(num_examples, batch_size)
         padding = num_steps * batch_size - num_examples
-        init_key, dropout_key = jax.random.split(key)
-        params = init_params(model, init_key, data["image"][:1])
         mask = (jnp.arange(num_steps * batch_size) < num_examples).astype(jnp.float32)
         mask = mask.reshape(num_steps, batch_size)
 
@@ -132,6 +130,25 @@ def make_seed_trainer(
         return SeedRun(params, epoch_loss)
 
     return train
+
+
+def make_seed_trainer(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    loss_fn: LossFn,
+    *,
+    num_epochs: int,
+    batch_size: int,
+) -> Callable[[jax.Array, Data, jax.Array], SeedRun]:
+    """A pure `train(key, data, orders) -> SeedRun` for one seed: `make_trainer` from an
+    init drawn with `key`'s first half; its second half feeds dropout."""
+    train = make_trainer(model, optimizer, loss_fn, num_epochs=num_epochs, batch_size=batch_size)
+
+    def train_seed(key: jax.Array, data: Data, orders: jax.Array) -> SeedRun:
+        init_key, dropout_key = jax.random.split(key)
+        return train(init_params(model, init_key, data["image"][:1]), dropout_key, data, orders)
+
+    return train_seed
 
 
 def fit_seeds(

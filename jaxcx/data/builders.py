@@ -1,0 +1,209 @@
+"""Dataset builders registered by name (see `jaxcx.data.registry`).
+
+Image datasets are decoded and resized once, then kept as uint8 arrays (in memory and in
+a cache folder keyed by the file list and the resize settings), so every epoch after the
+first costs no JPEG decoding. Scaling to [0, 1], augmentation and standardisation stay
+per-record transforms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import ml_collections
+import numpy as np
+
+from jaxcx import tracking
+from jaxcx.data import transforms as T
+from jaxcx.data.errors import BadInputLog, DataError
+from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, class_names_from_map, scan_split
+from jaxcx.data.idx import MNIST_MD5, load_mnist
+from jaxcx.data.imageio import decode_image
+from jaxcx.data.registry import DataBundle, register_dataset
+from jaxcx.data.resplit import seed000_resplit
+from jaxcx.data.synthetic import write_phantom_chest_xrays
+from jaxcx.data.xor import XorSource
+
+LabelledFile = tuple[str, int]
+
+
+def cache_root(data_cfg: ml_collections.ConfigDict) -> Path:
+    """Where generated data and preprocessed arrays live: `data.cache_dir`, $JAXCX_CACHE,
+    or ~/.cache/jaxcx."""
+    configured = data_cfg.get("cache_dir", "") or os.environ.get("JAXCX_CACHE", "")
+    return Path(configured or Path.home() / ".cache" / "jaxcx").expanduser()
+
+
+class ArraySource:
+    """Random access over preprocessed arrays; records as every source's."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, ids: Sequence[str],
+                 paths: Sequence[str] | None = None):
+        if len(images) != len(labels) or len(images) != len(ids):
+            raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(ids)} ids")
+        self.images, self.labels = images, labels
+        self.ids = list(ids)
+        self.paths = list(paths) if paths is not None else [""] * len(ids)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "label": self.labels[index],
+                "id": self.ids[index], "path": self.paths[index]}
+
+
+def _preprocess_one(path: str, image_size: int, channels: int, resize_mode: str) -> np.ndarray:
+    image = T.resize_image(T.convert_channels(decode_image(path), channels), image_size,
+                           resize_mode)
+    return np.rint(T.scale_to_unit(image) * 255).astype(np.uint8)
+
+
+def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels: int,
+                     resize_mode: str, cache_dir: Path, on_bad_input: str = "raise",
+                     desc: str = "preprocess") -> tuple[ArraySource, BadInputLog]:
+    """Decodes and resizes every file once (2 threads), caching the uint8 arrays on disk.
+
+    Bad files raise `DataError` naming the file, or are skipped and logged under
+    `on_bad_input='skip'`. 16-bit images are quantised to 8 bits here.
+    """
+    key = hashlib.sha256(json.dumps([sorted(files), image_size, channels, resize_mode,
+                                     on_bad_input]).encode()).hexdigest()[:20]
+    cache = cache_dir / "arrays" / f"{key}.npz"
+    log = BadInputLog(on_bad_input)
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            keep = saved["keep"]
+            images, labels = saved["images"], saved["labels"]
+        for (path, _), kept in zip(files, keep):
+            if not kept:
+                log.report(path, "unreadable (cached verdict)")
+    else:
+        def load(item):
+            try:
+                return _preprocess_one(item[0], image_size, channels, resize_mode)
+            except DataError as error:
+                return error
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(tracking.progress_bar(pool.map(load, files), total=len(files),
+                                                 desc=desc))
+        keep = np.asarray([not isinstance(r, DataError) for r in results])
+        for (path, _), result in zip(files, results):
+            if isinstance(result, DataError):
+                log.report(path, result)
+        images = np.stack([r for r in results if not isinstance(r, DataError)])
+        labels = np.asarray([label for (_, label), k in zip(files, keep) if k], np.int32)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, images=images, labels=labels, keep=keep)
+        os.replace(tmp, cache)
+    kept_paths = [path for (path, _), k in zip(files, keep) if k]
+    ids = [os.path.basename(os.path.dirname(p)) + "/" + os.path.basename(p) for p in kept_paths]
+    return ArraySource(images, labels, ids, kept_paths), log
+
+
+def phantom_chest_xray_root(data_cfg: ml_collections.ConfigDict) -> Path:
+    """Generates (once) the embedded phantom chest X-ray set and returns its folder."""
+    phantom = data_cfg.phantom
+    name = f"phantom_chest_xray_n{phantom.num_images}_s{phantom.seed}_{phantom.min_size}-{phantom.max_size}"
+    root = cache_root(data_cfg) / name
+    done = root / ".complete"
+    if not done.exists():
+        print(f"generating {phantom.num_images} phantom chest X-rays in {root} (once)")
+        write_phantom_chest_xrays(root, phantom.num_images, seed=phantom.seed, layout="kaggle",
+                                  size_range=(phantom.min_size, phantom.max_size))
+        done.write_text("ok\n")
+    return root
+
+
+def image_transforms(data_cfg: ml_collections.ConfigDict, train_source: ArraySource,
+                     train: bool) -> list:
+    """Per-record transforms on preprocessed uint8 arrays: [0, 1], augmentation, and
+    standardisation with the training split's mean and std (seed 000)."""
+    chain: list = [T.ScaleToUnit()]
+    if train:
+        augment = T.augment_from_config(data_cfg.augment.to_dict())
+        if augment is not None:
+            chain.append(T.RandomAugment(augment))
+    if data_cfg.normalization == "standardize":
+        pixels = train_source.images.astype(np.float32) / 255.0
+        chain.append(T.Standardize(float(pixels.mean()), float(pixels.std())))
+    elif data_cfg.normalization != "unit":
+        raise DataError(f"data.normalization must be 'unit' or 'standardize', got "
+                        f"{data_cfg.normalization!r}")
+    return chain
+
+
+@register_dataset("chest_xray")
+def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """Kaggle pneumonia folders (`data.root`), or generated phantoms when `root` is empty.
+
+    `data.split='seed000'` pools every split and re-splits 80/10/10 as seed 000 does;
+    `'folders'` uses the folder's own train/val/test.
+    """
+    del seed  # the split is fixed by the data (seed 000's Random(42))
+    root = Path(data_cfg.root).expanduser() if data_cfg.root else phantom_chest_xray_root(data_cfg)
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder; expected the Kaggle layout "
+                        "ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg")
+    class_map = KAGGLE_PNEUMONIA_CLASSES
+    if data_cfg.split == "seed000":
+        files = seed000_resplit(root, classes=tuple(class_map))
+    elif data_cfg.split == "folders":
+        files = {split: scan_split(root, split, class_map=class_map)
+                 for split in ("train", "val", "test")}
+    else:
+        raise DataError(f"data.split must be 'seed000' or 'folders', got {data_cfg.split!r}")
+    sources, logs = {}, BadInputLog(data_cfg.on_bad_input)
+    for split, split_files in files.items():
+        sources[split], log = preprocess_files(
+            split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
+            resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
+            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images")
+        logs.items.extend(log.items)
+    train = sources["train"]
+    return DataBundle(
+        train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
+        input_shape=(data_cfg.image_size, data_cfg.image_size, data_cfg.channels),
+        class_names=tuple(class_names_from_map(class_map)),
+        train_transforms=image_transforms(data_cfg, train, train=True),
+        eval_transforms=image_transforms(data_cfg, train, train=False),
+        worker_count=data_cfg.get("worker_count", 0), bad_inputs=logs)
+
+
+@register_dataset("mnist")
+def mnist(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """MNIST IDX files in `data.root`; the last `data.val_size` training images validate."""
+    del seed
+    root = Path(data_cfg.root).expanduser()
+    full_train = load_mnist(root, "train", checksums=MNIST_MD5 if data_cfg.verify else None)
+    test = load_mnist(root, "test", checksums=MNIST_MD5 if data_cfg.verify else None)
+    cut = len(full_train) - data_cfg.val_size
+    images, labels = full_train.images, full_train.labels
+
+    def arrays(imgs, lbls, prefix, offset):
+        return ArraySource(imgs[..., None] if imgs.ndim == 3 else imgs, lbls.astype(np.int32),
+                           [f"{prefix}/{offset + i}" for i in range(len(lbls))])
+
+    train = arrays(images[:cut], labels[:cut], "train", 0)
+    return DataBundle(
+        train=train, val=arrays(images[cut:], labels[cut:], "train", cut),
+        test=arrays(test.images, test.labels, "test", 0), train_labels=train.labels,
+        input_shape=(28, 28, 1), class_names=tuple(str(d) for d in range(10)),
+        train_transforms=[T.ScaleToUnit()], eval_transforms=[T.ScaleToUnit()])
+
+
+@register_dataset("xor")
+def xor(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """Seed 001's continuous XOR; each split is generated from its own seed."""
+    del seed  # the data seeds are part of the data config
+    train = XorSource(data_cfg.train_size, data_cfg.noise_std, data_cfg.data_seed)
+    val = XorSource(data_cfg.val_size, data_cfg.noise_std, data_cfg.data_seed + 1)
+    test = XorSource(data_cfg.test_size, data_cfg.noise_std, data_cfg.data_seed + 2)
+    return DataBundle(train=train, val=val, test=test, train_labels=train.y, input_shape=(2,),
+                      class_names=("0", "1"))
