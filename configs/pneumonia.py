@@ -3,8 +3,11 @@
     --config=configs/pneumonia.py:baseline,quick      generated phantoms, minutes (default)
     --config=configs/pneumonia.py:baseline,cpu        real data, 64 px, fits a 2-core CPU
     --config=configs/pneumonia.py:baseline,full       the seed's settings (224 px, 50 epochs)
+    --config=configs/pneumonia.py:sweep,cpu           the sweep (experiments/sweep.py)
 
-Variants name a model/loss choice; profiles (quick, cpu, full) set data size and budget.
+Variants name a model/loss choice (`sweep` is the seed's combined sweep: weighted loss and
+regularisation on, the search space in `config.sweep.space`); profiles (quick, cpu, full)
+set data size and budget, of training runs, the sweep and the study (`config.study`).
 With no profile, `quick` applies. `--config.data.root=PATH` points at a Kaggle-layout
 folder; empty means the generated phantom set.
 """
@@ -29,27 +32,66 @@ def _combined(config):
     _regularisation(config)
 
 
+def _seed_final(config):
+    """The seed's final model (`finetuned_improved`): both improvements and its sweep's best."""
+    _combined(config)
+    config.data.image_size = 300
+    config.train.batch_size = 64
+    config.model.update(feature_maps=16, kernel_size=5, activation="leaky_relu",
+                        dropout_rate=0.6978)
+    config.optim.update(name="adam", learning_rate=3.588e-4)
+
+
 def _quick(config):
     config.data.root = ""
     config.data.image_size = 32
     config.train.num_epochs = 3
     config.train.batch_size = 16
     config.optim.name = "adam"
+    config.sweep.num_trials = 3
+    config.sweep.num_epochs = 1
+    config.sweep.space.image_size.choices = (24, 32)
+    config.sweep.space.batch_size.choices = (16, 32)
+    config.study.num_seeds = 2
+    config.study.bootstrap_resamples = 200
 
 
 def _cpu(config):
     config.data.image_size = 64
     config.train.num_epochs = 12
+    config.sweep.num_epochs = 5
+    config.sweep.space.image_size.choices = (64, 96)
 
 
 def _full(config):
     config.data.image_size = 224
     config.train.num_epochs = 50
+    config.sweep.num_epochs = 20
 
 
 VARIANTS = {"baseline": _baseline, "weighted_loss": _weighted_loss,
-            "regularisation": _regularisation, "combined": _combined}
+            "regularisation": _regularisation, "combined": _combined, "sweep": _combined,
+            "seed_final": _seed_final}
 PROFILES = {"quick": _quick, "cpu": _cpu, "full": _full}
+
+
+def sweep_config():
+    """The seed's search space (its wandb random sweep: 15 runs, 20 of 50 epochs each)."""
+    return {
+        "metric": "val/accuracy", "direction": "maximize", "num_trials": 15, "num_epochs": 20,
+        "sampler": "random", "sampler_seed": 0, "storage": "", "study_name": "",
+        "space": {
+            "image_size": {"field": "data.image_size", "choices": (64, 224, 300, 512)},
+            "batch_size": {"field": "train.batch_size", "choices": (8, 16, 32, 64)},
+            "feature_maps": {"field": "model.feature_maps", "choices": (16, 32, 64)},
+            "kernel_size": {"field": "model.kernel_size", "choices": (3, 5, 7)},
+            "learning_rate": {"field": "optim.learning_rate", "low": 1e-5, "high": 1e-3,
+                              "log": False},
+            "activation": {"field": "model.activation", "choices": ("relu", "leaky_relu")},
+            "optimizer": {"field": "optim.name", "choices": ("sgd", "adam")},
+            "dropout": {"field": "model.dropout_rate", "low": 0.25, "high": 0.75, "log": False},
+        },
+    }
 
 
 def get_config(arg=None):
@@ -75,6 +117,9 @@ def get_config(arg=None):
     config.train.batch_size = 32
     config.train.eval_batch_size = 128
     config.train.log_every_steps = 20
+    config.sweep = sweep_config()
+    config.study = {"num_seeds": 3, "select_metric": "val/accuracy", "threshold": "youden",
+                    "bootstrap_resamples": 1000, "analysis_max_images": 0, "most_wrong": 10}
     tokens = [t.strip() for t in (arg or "").split(",") if t.strip()]
     if not any(t in PROFILES for t in tokens):
         tokens.append("quick")

@@ -43,6 +43,12 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self._latest = _manager(self.directory / "latest", keep_latest)
         self._best = _manager(self.directory / "best", keep_best)
+        # A kill between a best save and the latest save that records it leaves a best step
+        # newer than the latest one; the resumed run redoes and re-saves that step.
+        newest = self._latest.latest_step() or -1
+        for step in self._best.all_steps():
+            if step > newest:
+                self._best.delete(step)
 
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
@@ -58,7 +64,7 @@ class Checkpointer:
         """Saves one step (asynchronously; `wait` or `close` to block until written)."""
         state_item = ocp.args.StandardSave(state.saveable())
         loop_item = ocp.args.JsonSave(dict(loop_state))
-        if is_best and step not in self._best.all_steps():
+        if is_best:
             self._best.save(step, args=ocp.args.Composite(state=state_item, loop=loop_item))
             self._best.wait_until_finished()
         items = {"state": state_item, "loop": loop_item}

@@ -61,6 +61,11 @@ def config_from_flags() -> ConfigDict:
     return load_config(FLAGS.config, _OVERRIDES)
 
 
+def command_line_overrides() -> list[str]:
+    """The `--config.a.b=value` items of the command line, as given."""
+    return list(_OVERRIDES)
+
+
 def require_workdir() -> str:
     if not FLAGS.workdir:
         raise ConfigError("--workdir is required: the folder this run writes to")

@@ -148,17 +148,20 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     """
     del seed  # the split is fixed by the data (seed 000's Random(42))
     root = Path(data_cfg.root).expanduser() if data_cfg.root else phantom_chest_xray_root(data_cfg)
+    layout = "expected the Kaggle layout ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
     if not root.is_dir():
-        raise DataError(f"data.root {root} is not a folder; expected the Kaggle layout "
-                        "ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg")
+        raise DataError(f"data.root {root} is not a folder; {layout}")
     class_map = KAGGLE_PNEUMONIA_CLASSES
-    if data_cfg.split == "seed000":
-        files = seed000_resplit(root, classes=tuple(class_map))
-    elif data_cfg.split == "folders":
-        files = {split: scan_split(root, split, class_map=class_map)
-                 for split in ("train", "val", "test")}
-    else:
-        raise DataError(f"data.split must be 'seed000' or 'folders', got {data_cfg.split!r}")
+    try:
+        if data_cfg.split == "seed000":
+            files = seed000_resplit(root, classes=tuple(class_map))
+        elif data_cfg.split == "folders":
+            files = {split: scan_split(root, split, class_map=class_map)
+                     for split in ("train", "val", "test")}
+        else:
+            raise DataError(f"data.split must be 'seed000' or 'folders', got {data_cfg.split!r}")
+    except DataError as error:
+        raise DataError(f"data.root {root}: {error}; {layout}") from error
     sources, logs = {}, BadInputLog(data_cfg.on_bad_input)
     for split, split_files in files.items():
         sources[split], log = preprocess_files(

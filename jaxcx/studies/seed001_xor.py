@@ -232,17 +232,22 @@ def plot_decision_boundaries(
     grid_x1, grid_x2 = np.meshgrid(axis, axis)
     grid = jnp.asarray(np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1))
     eval_x, eval_y = study.eval_data
-    fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.8 * len(chosen) + 1, 4.4), squeeze=False,
+                             sharey=True, layout="constrained")
     for ax, result in zip(axes[0], chosen):
         params = jax.tree.map(lambda leaf: leaf[0], result.params)
         logits = xor_model(config, result.setting).apply({"params": params}, grid)
         probability = np.asarray(jax.nn.sigmoid(logits[:, 0])).reshape(grid_x1.shape)
         contour = ax.contourf(grid_x1, grid_x2, probability, levels=np.linspace(0, 1, 11),
-                              cmap="RdBu_r", alpha=0.8)
-        ax.scatter(eval_x[:, 0], eval_x[:, 1], c=eval_y, cmap="RdBu_r", s=6, edgecolor="k",
-                   linewidth=0.2)
+                              cmap="RdBu_r", alpha=0.7)
+        for label, color in ((0, "#1f77b4"), (1, "#ff7f0e")):
+            points = eval_x[eval_y == label]
+            ax.scatter(points[:, 0], points[:, 1], s=6, c=color, edgecolor="k", linewidth=0.2,
+                       label=f"class {label}")
         ax.set(title=f"{result.setting.label}\nseed 0 accuracy {result.eval_accuracy[0]:.3f}",
-               xlabel="$x_1$", ylabel="$x_2$")
+               xlabel="$x_1$")
+    axes[0, 0].set_ylabel("$x_2$")
+    axes[0, 0].legend(loc="center", fontsize=8)
     fig.colorbar(contour, ax=axes[0].tolist(), label="P(class 1)")
     fig.suptitle(title)
     return _save(fig, path)
@@ -269,9 +274,11 @@ def plot_accuracy_grid(results: list[SettingResult], path: Path, title: str) -> 
 def plot_training_loss(results: list[SettingResult], path: Path, title: str) -> Path:
     """Mean training loss per epoch over seeds, one line per setting."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    widths = sorted({r.setting.width for r in results})
     for r in results:
         ax.plot(np.arange(1, r.epoch_loss.shape[1] + 1), r.epoch_loss.mean(axis=0),
-                label=r.setting.label)
+                color=f"C{widths.index(r.setting.width)}",
+                linestyle=("-", "--", "-.", ":")[r.setting.depth % 4], label=r.setting.label)
     ax.set(title=title, xlabel="epoch", ylabel="training BCE (mean over seeds)", yscale="log")
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)

@@ -87,6 +87,8 @@ class Evaluator:
             shard_index=jax.process_index(), shard_count=jax.process_count(), keep_ids=keep_ids)
         sums: dict[str, float] = {}
         confusion, probs, labels, masks, label_masks, ids = None, [], [], [], [], []
+        if keep_ids and jax.process_count() > 1:
+            raise ValueError("keep_ids works in single-process evaluation only")
         for batch in loader:
             if keep_ids:
                 ids.append(batch.pop("id"))
@@ -97,10 +99,10 @@ class Evaluator:
                 confusion = out["confusion"] if confusion is None else confusion + out["confusion"]
             if "probs" in out:
                 probs.append(out["probs"])
-                labels.append(batch["label"])
-                masks.append(batch["mask"])
-                if "label_mask" in batch:
-                    label_masks.append(batch["label_mask"])
+                labels.append(out["label"])
+                masks.append(out["mask"])
+                if "label_mask" in out:
+                    label_masks.append(out["label_mask"])
         result = {"loss": sums["loss_sum"] / max(sums["loss_weight"], 1e-12)}
         if sums["count"]:
             result["accuracy"] = sums["correct"] / sums["count"]
@@ -276,8 +278,9 @@ def restore_best(config: ml_collections.ConfigDict, workdir: str | Path,
     """The state at the best validation step of a run in `workdir`, and that step."""
     mesh = mesh or sharding.make_mesh()
     tx, _ = make_optimizer(config.optim, 1)
-    state = create_train_state(build_model(config.model), tx,
-                               np.zeros((1, *data.input_shape), np.float32), config.seed)
+    state = sharding.replicate(create_train_state(
+        build_model(config.model), tx, np.zeros((1, *data.input_shape), np.float32), config.seed),
+        mesh)  # restored arrays take the template's sharding
     checkpointer = Checkpointer(Path(workdir) / "checkpoints")
     try:
         best_step = checkpointer.best_step()
@@ -286,7 +289,7 @@ def restore_best(config: ml_collections.ConfigDict, workdir: str | Path,
         state, _ = checkpointer.restore(state, best=True)
     finally:
         checkpointer.close()
-    return sharding.replicate(state, mesh), best_step
+    return state, best_step
 
 
 def evaluate_best(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle,

@@ -71,7 +71,10 @@ def eval_step(state: TrainState, batch: dict, loss: Loss, num_classes: int) -> d
     if loss.name == "mse":
         return out
     probs = loss.probabilities(logits)
-    out["probs"] = probs
+    # Probabilities with their labels and masks, gathered from every host, for curve metrics.
+    out.update(probs=probs, label=batch["label"], mask=batch["mask"])
+    if "label_mask" in batch:
+        out["label_mask"] = batch["label_mask"]
     if not loss.multilabel:
         predictions = (probs >= 0.5).astype(jnp.int32) if probs.ndim == 1 else jnp.argmax(probs, -1)
         out["confusion"] = metrics_lib.confusion_matrix(predictions, batch["label"], batch["mask"],

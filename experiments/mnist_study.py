@@ -1,0 +1,29 @@
+"""Seed 001's MNIST comparison: feed-forward network versus CNN, tested once per digit.
+
+    python -m experiments.mnist_study --config=configs/mnist.py --workdir=runs/mnist_study
+    python -m experiments.mnist_study --config=configs/mnist.py:sgd --workdir=runs/mnist_sgd
+    python -m experiments.mnist_study --config=configs/mnist.py:smoke --workdir=/tmp/smoke
+
+Reads MNIST from ../shared/data/mnist (or --config.data.root); each model trains in
+--workdir/<run> (re-running resumes), and --workdir/report.md holds the tables and figures.
+"""
+
+from jaxcx import launch
+from jaxcx.studies import seed001_mnist
+from jaxcx.workdir import prepare_workdir
+
+launch.FLAGS.set_default("config", "configs/mnist.py")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = launch.config_from_flags()
+    workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
+    results = seed001_mnist.run_mnist_study(config, workdir)
+    print(seed001_mnist.comparison_table(*results))
+    print(f"report: {seed001_mnist.write_report(results, config, workdir)}")
+
+
+if __name__ == "__main__":
+    launch.run(main)

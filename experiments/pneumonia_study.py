@@ -1,0 +1,46 @@
+"""Seed 000's whole study: data analysis, baseline, improvements, ablations over seeds,
+the sweep, selection on validation and the one test evaluation, into WORKDIR/report.md.
+
+    python -m experiments.pneumonia_study --workdir=runs/pneumonia_quick
+    python -m experiments.pneumonia_study --config=configs/pneumonia.py:cpu \
+        --config.data.root=../shared/data/chest_xray_224 --workdir=runs/pneumonia_cpu
+
+`--config` names the profile (quick by default, cpu, full); `--config.a.b=value` applies
+to every run. Re-running the same command resumes: finished runs and trials are kept, an
+interrupted run continues from its checkpoint. `--export=DIR` copies report.md and its
+figures to DIR (e.g. docs/results/pneumonia).
+"""
+
+from absl import flags
+
+from jaxcx import launch
+from jaxcx.config import OVERRIDE_PREFIX
+from jaxcx.studies.pneumonia import Launcher, export_report, run_study
+from jaxcx.workdir import prepare_workdir
+
+FLAGS = launch.FLAGS
+_EXPORT = flags.DEFINE_string("export", None, "copy report.md and its figures to this folder")
+FLAGS.set_default("config", "configs/pneumonia.py:quick")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = launch.config_from_flags()
+    fingerprint = config.copy_and_resolve_references()
+    with fingerprint.unlocked():  # more seeds or trials later extend the study
+        del fingerprint.study["num_seeds"]
+        del fingerprint.sweep["num_trials"]
+    workdir = prepare_workdir(launch.require_workdir(), fingerprint, overwrite=FLAGS.overwrite)
+    config_file, _, profile = FLAGS.config.partition(":")
+    launcher = Launcher(config_file, profile, [o.removeprefix(OVERRIDE_PREFIX)
+                                               for o in launch.command_line_overrides()])
+    result = run_study(launcher, workdir)
+    print(f"selected {result.selected.key}; report: {workdir / 'report.md'} "
+          f"({result.seconds / 60:.1f} min)")
+    if _EXPORT.value:
+        print(f"exported to {export_report(workdir, _EXPORT.value)}")
+
+
+if __name__ == "__main__":
+    launch.run(main)

@@ -1,0 +1,28 @@
+"""Seed 001's deep-versus-wide study on XOR: every width x depth x seed, one compiled program.
+
+    python -m experiments.xor_study --config=configs/xor_study.py --workdir=runs/xor_study
+    python -m experiments.xor_study --config=configs/xor_study.py:adam,num_seeds=20 --workdir=...
+
+Writes report.md (Table 1 and figures), results.json, config.json and plots/ to --workdir.
+"""
+
+from jaxcx import launch
+from jaxcx.studies import seed001_xor
+from jaxcx.workdir import prepare_workdir
+
+launch.FLAGS.set_default("config", "configs/xor_study.py")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = launch.config_from_flags()
+    workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
+    study = seed001_xor.run_xor_study(config)
+    print(seed001_xor.results_table(study.results))
+    print(f"compile {study.compile_seconds:.1f} s, run {study.run_seconds:.2f} s; "
+          f"report: {seed001_xor.write_report(study, config, workdir)}")
+
+
+if __name__ == "__main__":
+    launch.run(main)

@@ -1,0 +1,56 @@
+"""The Optuna sweep: search-space sampling, overrides, and resuming up to a trial count."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from jaxcx.config import ConfigError, load_config
+from jaxcx.sweep import param_overrides, run_config, run_sweep, suggest
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "pneumonia.py")
+
+
+def tiny_sweep_config(cache_dir, num_trials):
+    return load_config(f"{CONFIG}:sweep,quick", [
+        f"data.cache_dir={cache_dir}", "data.phantom.num_images=80", "data.phantom.min_size=48",
+        "data.phantom.max_size=64", "sweep.space.image_size.choices=(16,)",
+        "sweep.space.batch_size.choices=(16,)", "sweep.space.feature_maps.choices=(4,)",
+        "sweep.space.kernel_size.choices=(3,)", f"sweep.num_trials={num_trials}"])
+
+
+def test_suggest_and_overrides_round_trip():
+    config = load_config(f"{CONFIG}:sweep,cpu")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    params = suggest(study.ask(), config.sweep.space)
+    assert set(params) == set(config.sweep.space)
+    assert 1e-5 <= params["learning_rate"] <= 1e-3 and 0.25 <= params["dropout"] <= 0.75
+    run = run_config(config, param_overrides(config.sweep.space, params))
+    assert "sweep" not in run and "study" not in run
+    assert run.optim.learning_rate == params["learning_rate"]
+    assert run.model.activation == params["activation"]
+    assert run.data.image_size == params["image_size"]
+
+
+def test_bad_space_is_a_config_error():
+    config = load_config(f"{CONFIG}:sweep", ["sweep.space.dropout.field=model.dropout_rate"])
+    with config.unlocked():
+        del config.sweep.space.dropout["low"]
+    with pytest.raises(ConfigError, match="sweep.space.dropout needs"):
+        suggest(optuna.create_study().ask(), config.sweep.space)
+
+
+@pytest.mark.slow
+def test_sweep_resumes_up_to_the_requested_count(tmp_path):
+    workdir = tmp_path / "sweep"
+    first = run_sweep(tiny_sweep_config(tmp_path / "cache", 2), workdir)
+    assert len(first.study.trials) == 2
+    second = run_sweep(tiny_sweep_config(tmp_path / "cache", 3), workdir)
+    trials = second.study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert len({t.params["learning_rate"] for t in trials}) == 3  # no redrawn points
+    assert sorted(p.name for p in (workdir / "trials").iterdir()) == ["0000", "0001", "0002"]
+    again = run_sweep(tiny_sweep_config(tmp_path / "cache", 3), workdir)
+    assert len(again.study.trials) == 3
+    assert again.best_run.is_dir()
+    assert any(o.startswith("optim.learning_rate=") for o in again.best_overrides)
