@@ -90,9 +90,11 @@ class Checkpointer:
         try:
             restored = manager.restore(step, args=ocp.args.Composite(**items))
         except (ValueError, KeyError, TypeError) as error:
+            detail = " ".join(str(error).split())[:300]
             raise CheckpointError(
                 f"checkpoint {manager.directory / str(step)} does not match this model/config "
-                f"({error}). Start a new --workdir, or pass --overwrite to replace it.") from error
+                f"({detail} ...). Start a new --workdir, or pass --overwrite to replace it."
+            ) from error
         return state.with_saved(restored["state"]), dict(restored["loop"])
 
     def wait(self):

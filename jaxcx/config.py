@@ -66,6 +66,9 @@ def base_config() -> ConfigDict:
                 "keep_best": 1,
             },
             "tracking": {"tensorboard": True, "wandb": False, "wandb_project": "jaxcx"},
+            # Start from another run's best parameters: all of them, or only the named
+            # top-level subtrees (e.g. ('encoder',)) when the head differs.
+            "init_from": {"workdir": "", "subtrees": ()},
             "plots": True,
         }
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxcx import metrics as metrics_lib
 from jaxcx import tracking
-from jaxcx.checkpoint import Checkpointer
+from jaxcx.checkpoint import Checkpointer, load_saved_state, transfer_subtrees
 from jaxcx.data import pipeline
 from jaxcx.data.registry import DataBundle
 from jaxcx.models import build_model
@@ -138,12 +138,22 @@ def _num_outputs_classes(data: DataBundle) -> int:
     return max(data.num_classes, 2)
 
 
+def initial_params(config: ml_collections.ConfigDict, fresh_params: dict) -> dict:
+    """Fresh parameters, or those of `config.init_from.workdir`'s best checkpoint (all of
+    them, or only the subtrees named in `config.init_from.subtrees`)."""
+    source = config.init_from.workdir
+    if not source:
+        return fresh_params
+    saved = load_saved_state(Path(source) / "checkpoints")["params"]
+    names = tuple(config.init_from.subtrees) or tuple(fresh_params)
+    return transfer_subtrees(fresh_params, saved, names)
+
+
 def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle, *,
-        initial_params: dict | None = None, mesh=None) -> FitResult:
+        mesh=None) -> FitResult:
     """Trains `config.model` on `data`, resuming from `workdir/checkpoints` when present.
 
-    `initial_params` (e.g. an encoder moved from a pretrained checkpoint) replaces the
-    fresh initialisation of a new run; it is ignored when resuming.
+    A new run starts from `config.init_from` when set (transfer learning, pretraining).
     """
     workdir = Path(workdir)
     train_cfg = config.train
@@ -160,8 +170,9 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
 
     sample = np.zeros((1, *data.input_shape), np.float32)
     state = create_train_state(model, tx, sample, config.seed)
-    if initial_params is not None:
-        state = state.replace(params=initial_params, opt_state=tx.init(initial_params))
+    if config.init_from.workdir:
+        params = initial_params(config, state.params)
+        state = state.replace(params=params, opt_state=tx.init(params))
     state = sharding.replicate(state, mesh)
     train_step, eval_step = compile_steps(loss, mesh, _num_outputs_classes(data))
     evaluate = Evaluator(eval_step, loss, mesh, train_cfg.eval_batch_size, data.class_names,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-LOSSES = ("softmax_ce", "weighted_ce", "sigmoid_bce", "mse")
+LOSSES = ("softmax_ce", "weighted_ce", "sigmoid_bce", "mse", "sigmoid_mse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,11 @@ class Loss:
 
     def __call__(self, logits: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array]:
         return self.fn(logits, batch)
+
+    @property
+    def classifies(self) -> bool:
+        """False for reconstruction losses, which have no classes to count."""
+        return self.name not in ("mse", "sigmoid_mse")
 
     def probabilities(self, logits: jax.Array) -> jax.Array:
         """Class-1 probability [B] for one-logit heads, sigmoid per label for multi-label,
@@ -76,8 +81,11 @@ def sigmoid_binary_cross_entropy(logits, batch, pos_weight=None):
     return jnp.sum(per_label * weight), jnp.sum(weight)
 
 
-def mean_squared_error(outputs, batch):
-    """MSE against `batch['target']`, or against the input itself (autoencoders)."""
+def mean_squared_error(outputs, batch, squash=False):
+    """MSE against `batch['target']`, or against the input itself (autoencoders);
+    `squash` passes the outputs through a sigmoid first (seed 003's autoencoder)."""
+    if squash:
+        outputs = jax.nn.sigmoid(outputs)
     target = batch.get("target", batch["image"]).reshape(outputs.shape)
     per_example = jnp.mean(jnp.square(outputs - target).reshape(outputs.shape[0], -1), axis=1)
     weight = _mask(batch, outputs)
@@ -103,4 +111,6 @@ def make_loss(loss_cfg: ml_collections.ConfigDict) -> Loss:
                     multilabel=multilabel)
     if name == "mse":
         return Loss(name, mean_squared_error)
+    if name == "sigmoid_mse":
+        return Loss(name, lambda out, b: mean_squared_error(out, b, squash=True))
     raise ValueError(f"unknown loss.name {name!r}; valid: {', '.join(LOSSES)}")

@@ -33,7 +33,7 @@ def _apply(state: TrainState, params, batch: dict, *, train: bool, rng=None):
 def count_correct(loss: Loss, logits: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array]:
     """Correct predictions and their count over real examples (labels for multi-label)."""
     mask = batch["mask"]
-    if loss.name == "mse":
+    if not loss.classifies:
         return jnp.zeros(()), jnp.zeros(())
     probs = loss.probabilities(logits)
     if loss.multilabel:
@@ -68,7 +68,7 @@ def eval_step(state: TrainState, batch: dict, loss: Loss, num_classes: int) -> d
     total, weight = loss(logits, batch)
     correct, count = count_correct(loss, logits, batch)
     out = {"loss_sum": total, "loss_weight": weight, "correct": correct, "count": count}
-    if loss.name == "mse":
+    if not loss.classifies:
         return out
     probs = loss.probabilities(logits)
     # Probabilities with their labels and masks, gathered from every host, for curve metrics.
