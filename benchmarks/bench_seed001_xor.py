@@ -15,10 +15,7 @@ fastest torch thread count timed (default 1: two threads were far slower on this
 
 from __future__ import annotations
 
-import os
-import platform
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +23,7 @@ import numpy as np
 import torch
 from absl import app, flags
 
+from bench_seed001_common import REPEATS, TORCH_THREADS, best_time, machine, torch_speeds
 from jaxcx.config import load_config
 from jaxcx.data.xor import make_xor
 from jaxcx.models import build_model
@@ -37,19 +35,7 @@ from jaxcx.train.state import create_train_state
 from jaxcx.train.steps import compile_steps
 
 _PARTS = flags.DEFINE_list("parts", ["step", "study"], "which benchmarks: step, study")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "timings per measurement (best is reported)")
-_TORCH_THREADS = flags.DEFINE_list("torch_threads", ["1"], "torch.set_num_threads values to time")
 _STUDY_CONFIG = "configs/xor_study.py"
-
-
-def best_time(fn, repeats: int) -> float:
-    """Fastest of `repeats` wall-clock timings of `fn()`."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def torch_mlp(width: int, depth: int) -> torch.nn.Module:
@@ -71,15 +57,6 @@ def torch_train(model, optimizer, x, y, *, num_epochs: int, batch_size: int) -> 
             optimizer.zero_grad()
             loss_fn(model(x[batch]).squeeze(1), y[batch]).backward()
             optimizer.step()
-
-
-def torch_speeds(fn, repeats: int) -> dict[int, float]:
-    """Seconds of `fn()` for each torch thread count."""
-    seconds = {}
-    for threads in map(int, _TORCH_THREADS.value):
-        torch.set_num_threads(threads)
-        seconds[threads] = best_time(fn, repeats)
-    return seconds
 
 
 def bench_step(repeats: int) -> None:
@@ -168,7 +145,7 @@ def bench_study(repeats: int) -> None:
         timings.append((time.perf_counter() - start, study))
     jax_seconds, study = min(timings, key=lambda item: item[0])
     torch_seconds, torch_means = {}, {}
-    for threads in map(int, _TORCH_THREADS.value):
+    for threads in map(int, TORCH_THREADS.value):
         torch.set_num_threads(threads)
         start = time.perf_counter()
         torch_means = torch_study(config)
@@ -187,25 +164,13 @@ def bench_study(repeats: int) -> None:
         for r in study.results if r.setting.width == 3))
 
 
-def machine() -> str:
-    """CPU model, core count and library versions, for the benchmark log."""
-    model = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        model = names[0] if names else model
-    return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} "
-            f"({jax.default_backend()}), torch {torch.__version__}")
-
-
 def main(argv):
     del argv
     print(f"machine: {machine()}")
     if "step" in _PARTS.value:
-        bench_step(_REPEATS.value)
+        bench_step(REPEATS.value)
     if "study" in _PARTS.value:
-        bench_study(_REPEATS.value)
+        bench_study(REPEATS.value)
 
 
 if __name__ == "__main__":
