@@ -7,11 +7,14 @@ batch, optimizer (Adam 1e-3, softmax cross-entropy) and step count on both sides
 the batches already in memory (random images: speed does not depend on content).
 jaxcx rows:
 - `engine`: `jaxcx.train.steps.compile_steps`' jitted step, one call per batch, as
-  `jaxcx.train.loop.fit` runs it; its first call's compile time is printed;
-- `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`;
-- `engine, patch conv`: the engine step on the same network with its convolutions written
-  as shifted slices + one matmul (parameters and outputs identical to `nn.Conv`), to show
-  what that layer change would give (not a registered jaxcx model).
+  `jaxcx.train.loop.fit` runs it (the first call's compile time is printed);
+- `engine, small-model XLA options`: the same pure `train_step` jitted with
+  `multiseed.small_model_compiler_options()` (no XNNPACK/YNN fusions on CPU);
+- `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`
+  (XLA:CPU runs the convolution weight gradients slowly inside loops);
+- `patch conv` rows: the same network with its convolutions written as shifted slices +
+  one matmul (`PatchConv`: parameters and outputs identical to `nn.Conv`), to show what
+  that layer change would give; it is not a registered jaxcx model.
 Ratios are torch time over jaxcx time, against the fastest torch thread count timed.
 """
 
@@ -34,6 +37,7 @@ from jaxcx.train import multiseed, sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
+from jaxcx.train import steps
 from jaxcx.train.steps import compile_steps
 
 _STEPS = flags.DEFINE_integer("steps", 200, "training steps per timing")
@@ -68,10 +72,15 @@ class PatchConvCNN(nn.Module):
         return nn.Dense(10, name="fc")(flatten(x))
 
 
-def engine_speed(model, optimizer, loss, images, labels, repeats):
-    """(seconds for all steps, first-call compile seconds) of the engine's jitted step."""
+def engine_speed(model, optimizer, loss, images, labels, repeats, compiler_options=None):
+    """(seconds for all steps, first-call compile seconds) of the engine's jitted step:
+    as `compile_steps` builds it, or with `compiler_options` when given."""
     mesh = sharding.make_mesh()
-    train_step, _ = compile_steps(loss, mesh, 10)
+    if compiler_options is None:
+        train_step, _ = compile_steps(loss, mesh, 10)
+    else:
+        train_step = jax.jit(lambda state, batch: steps.train_step(state, batch, loss),
+                             donate_argnums=0, compiler_options=compiler_options)
     batches = [sharding.shard_batch({"image": images[i], "label": labels[i],
                                      "mask": np.ones(_BATCH_SIZE, np.float32)}, mesh)
                for i in range(len(images))]
@@ -138,19 +147,27 @@ def main(argv):
     loss = make_loss(config.loss)
     num_images = steps * _BATCH_SIZE
     cnn = build_model(config.study.candidate.model)
+    options = multiseed.small_model_compiler_options()
+    patch_cnn = PatchConvCNN()
     rows = {
         "engine (jit per step)": engine_speed(cnn, optimizer, loss, images, labels, repeats),
+        "engine, small-model XLA options": engine_speed(cnn, optimizer, loss, images, labels,
+                                                        repeats, options),
         "scan (multiseed)": scan_speed(cnn, optimizer, loss, images, labels, repeats),
-        "engine, patch conv": engine_speed(PatchConvCNN(), optimizer, loss, images, labels, repeats),
+        "engine, patch conv": engine_speed(patch_cnn, optimizer, loss, images, labels, repeats),
+        "engine + options, patch conv": engine_speed(patch_cnn, optimizer, loss, images, labels,
+                                                     repeats, options),
+        "scan (multiseed), patch conv": scan_speed(patch_cnn, optimizer, loss, images, labels,
+                                                   repeats),
     }
     reference = torch_seconds(images, labels, repeats)
     fastest = min(reference.values())
     print(f"\n[3] MNIST CNN, batch {_BATCH_SIZE}, Adam, {steps} steps ({num_images} images)")
     for name, (seconds, compile_seconds) in rows.items():
-        print(f"  jaxcx {name:22s} {num_images / seconds:8.0f} img/s   compile {compile_seconds:5.2f} s"
+        print(f"  jaxcx {name:32s} {num_images / seconds:8.0f} img/s   compile {compile_seconds:5.2f} s"
               f"   ratio {fastest / seconds:4.2f}x")
     for threads, seconds in reference.items():
-        print(f"  torch eager, {threads} thread(s):     {num_images / seconds:8.0f} img/s")
+        print(f"  torch eager, {threads} thread(s){'':22s}{num_images / seconds:8.0f} img/s")
 
 
 if __name__ == "__main__":

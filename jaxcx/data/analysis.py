@@ -16,9 +16,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxcx import plots
+from jaxcx.tracking import progress_bar
 from jaxcx.data.sampling import source_labels
 
 PROPERTIES = ("height", "width", "aspect_ratio", "channels", "min_value", "max_value")
@@ -47,12 +47,14 @@ class ImageStats:
 
 
 def record_image(record: Mapping) -> np.ndarray:
-    """The record's image, decoding 'path' when the source left decoding to transforms."""
-    image = record.get("image")
-    if image is None:
+    """The image as stored: decoded from 'path' when the record has one (a source may hold
+    resized copies), else the record's 'image'."""
+    if record.get("path"):
         from jaxcx.data.imageio import decode_image  # pylint: disable=import-outside-toplevel
 
         image = decode_image(record["path"])
+    else:
+        image = record["image"]
     image = np.asarray(image)
     return image[:, :, None] if image.ndim == 2 else image
 
@@ -65,7 +67,7 @@ def collect_image_stats(source, *, max_images: int | None = None, seed: int = 0,
         indices = np.sort(np.random.default_rng(seed).choice(indices, max_images, replace=False))
     columns: dict[str, list] = {key: [] for key in
                                 ("ids", "height", "width", "channels", "min", "max", "mean")}
-    for index in tqdm(indices, desc=description, unit="img", leave=False):
+    for index in progress_bar(indices, desc=description, unit="img", leave=False):
         record = source[int(index)]
         image = record_image(record)
         columns["ids"].append(str(record.get("id", index)))

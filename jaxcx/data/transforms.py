@@ -359,9 +359,9 @@ def measure_mean_std(
     total = total_sq = count = 0.0
     batches = loader
     if progress:
-        from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+        from jaxcx.tracking import progress_bar  # pylint: disable=import-outside-toplevel
 
-        batches = tqdm(loader, desc="mean/std", unit="batch")
+        batches = progress_bar(loader, desc="mean/std", unit="batch")
     for batch in batches:
         pixels = batch["image"][batch["mask"] > 0].astype(np.float64)
         total += pixels.sum()
