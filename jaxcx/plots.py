@@ -21,13 +21,15 @@ from jaxcx.metrics import positive_scores
 PathLike = str | os.PathLike
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure outside pyplot's global state (no backend change, no leaks)."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: PathLike, title: str) -> Path:
+def save_figure(fig: Figure, path: PathLike, title: str) -> Path:
+    """Titles the figure and writes it as PNG, creating the folder."""
     fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,7 @@ def training_curves(history: Sequence[Mapping], path: PathLike, title: str,
         raise ValueError(f"history has none of the keys {keys}")
     if x_key is None:
         x_key = "epoch" if all("epoch" in row for row in rows) else "step"
-    fig = _figure(5 * len(present), 4)
+    fig = new_figure(5 * len(present), 4)
     for ax, metric in zip(fig.subplots(1, len(present), squeeze=False)[0], present):
         for split, style in zip(splits, ("o-", "s-", "^-", "d-")):
             xs, ys = _series(rows, f"{split}/{metric}", x_key)
@@ -66,7 +68,7 @@ def training_curves(history: Sequence[Mapping], path: PathLike, title: str,
         ax.set(xlabel=x_key, ylabel=metric, title=metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def per_class_accuracy(source: Mapping | Sequence[Mapping], path: PathLike, title: str,
@@ -83,7 +85,7 @@ def per_class_accuracy(source: Mapping | Sequence[Mapping], path: PathLike, titl
     if not names:
         raise ValueError(f"no keys starting with {prefix!r}; pass the split the keys use "
                          "(split=None for an unprefixed summarize_confusion dict)")
-    fig = _figure(max(6, 0.6 * len(names) + 3), 4)
+    fig = new_figure(max(6, 0.6 * len(names) + 3), 4)
     ax = fig.subplots()
     if isinstance(source, Mapping):
         values = [source[prefix + n] for n in names]
@@ -98,7 +100,7 @@ def per_class_accuracy(source: Mapping | Sequence[Mapping], path: PathLike, titl
         ax.legend(fontsize=8, ncols=2 if len(names) > 8 else 1)
     ax.set(ylabel="accuracy (recall)", title=f"{split or ''} per-class accuracy".strip())
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def confusion_matrix(cm, class_names: Sequence[str] | None, path: PathLike, title: str,
@@ -112,7 +114,7 @@ def confusion_matrix(cm, class_names: Sequence[str] | None, path: PathLike, titl
     fractions = np.divide(cm, row_sums, out=np.zeros(cm.shape), where=row_sums > 0)
     shown = fractions if normalize else cm
     size = max(4.0, 0.6 * num_classes + 2)
-    fig = _figure(size + 1, size)
+    fig = new_figure(size + 1, size)
     ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046)
@@ -126,7 +128,7 @@ def confusion_matrix(cm, class_names: Sequence[str] | None, path: PathLike, titl
     ax.set_yticks(range(num_classes), names)
     ax.set(xlabel="predicted", ylabel="true",
            title="confusion matrix" + (" (row-normalised)" if normalize else ""))
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def roc_pr_curves(curves: Mapping[str, tuple], path: PathLike, title: str) -> Path:
@@ -135,7 +137,7 @@ def roc_pr_curves(curves: Mapping[str, tuple], path: PathLike, title: str) -> Pa
     `curves` maps a name to (probs, labels) of a binary problem; probs [N] or [N, 2].
     The legend shows ROC AUC and average precision.
     """
-    fig = _figure(11, 4.8)
+    fig = new_figure(11, 4.8)
     roc_ax, pr_ax = fig.subplots(1, 2)
     for name, (probs, labels) in curves.items():
         scores = positive_scores(probs)
@@ -155,7 +157,7 @@ def roc_pr_curves(curves: Mapping[str, tuple], path: PathLike, title: str) -> Pa
     for ax in (roc_ax, pr_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "lower left")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def _displayable(image: np.ndarray) -> np.ndarray:
@@ -179,7 +181,7 @@ def image_grid(images, titles: Sequence[str] | None, path: PathLike, title: str,
         raise ValueError(f"got {len(titles)} titles for {len(images)} images")
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    fig = _figure(2 * ncols, 2 * nrows + 0.5)
+    fig = new_figure(2 * ncols, 2 * nrows + 0.5)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for k, ax in enumerate(axes):
         ax.axis("off")
@@ -187,7 +189,7 @@ def image_grid(images, titles: Sequence[str] | None, path: PathLike, title: str,
             ax.imshow(_displayable(images[k]), cmap=cmap)
             if titles is not None:
                 ax.set_title(titles[k], fontsize=8)
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)
 
 
 def scatter_jittered_labels(probs, labels, path: PathLike, title: str,
@@ -199,7 +201,7 @@ def scatter_jittered_labels(probs, labels, path: PathLike, title: str,
     labels = np.asarray(labels, np.float64)
     rng = np.random.default_rng(seed)
     jittered = labels + rng.uniform(-jitter, jitter, labels.shape)
-    fig = _figure(7, 5)
+    fig = new_figure(7, 5)
     ax = fig.subplots()
     ax.scatter(jittered, scores, s=6, alpha=0.4, c=labels, cmap="coolwarm")
     ax.axhline(threshold, color="k", linestyle="--", linewidth=0.8,
@@ -208,4 +210,4 @@ def scatter_jittered_labels(probs, labels, path: PathLike, title: str,
     ax.set(xlabel="true label (jittered)", ylabel="predicted probability of class 1",
            ylim=(-0.02, 1.02), title="predictions by true label")
     ax.legend(loc="center")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title)

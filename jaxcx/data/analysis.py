@@ -13,8 +13,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 import numpy as np
 
 from jaxcx import plots
@@ -87,19 +85,6 @@ def collect_image_stats(source, *, max_images: int | None = None, seed: int = 0,
     )
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: Path, title: str) -> Path:
-    fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    return path
-
-
 def label_count_table(split_labels: Mapping[str, np.ndarray], names: Sequence[str],
                       multilabel: bool) -> dict[str, np.ndarray]:
     """Per split: examples per class, or positives per label for [N, L] labels."""
@@ -113,7 +98,7 @@ def label_count_table(split_labels: Mapping[str, np.ndarray], names: Sequence[st
 def plot_label_counts(counts: Mapping[str, np.ndarray], names: Sequence[str], path: Path,
                       title: str, ylabel: str) -> Path:
     """Stacked bars of counts per class (or label), one colour per split."""
-    fig = _figure(max(5.0, 0.6 * len(names) + 2), 4)
+    fig = plots.new_figure(max(5.0, 0.6 * len(names) + 2), 4)
     ax = fig.subplots()
     bottom = np.zeros(len(names))
     for split, values in counts.items():
@@ -123,13 +108,13 @@ def plot_label_counts(counts: Mapping[str, np.ndarray], names: Sequence[str], pa
     ax.set_xlabel("class" if "example" in ylabel else "label")
     ax.tick_params(axis="x", rotation=45 if len(names) > 4 else 0)
     ax.legend()
-    return _save(fig, path, title)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_property_histograms(stats: ImageStats, groups: Mapping[str, np.ndarray], path: Path,
                              title: str) -> Path:
     """2x3 histograms of height, width, aspect ratio, channels, min and max, per group."""
-    fig = _figure(13, 7)
+    fig = plots.new_figure(13, 7)
     axes = fig.subplots(2, 3).ravel()
     for ax, name in zip(axes, PROPERTIES):
         values = stats.property(name)
@@ -141,13 +126,13 @@ def plot_property_histograms(stats: ImageStats, groups: Mapping[str, np.ndarray]
         ax.set_xlabel(name.replace("_", " "))
         ax.set_ylabel("images")
         ax.legend(fontsize=8)
-    return _save(fig, path, title)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_prevalence(split_labels: Mapping[str, np.ndarray], names: Sequence[str], path: Path,
                     title: str) -> Path:
     """Fraction of positive images per label, one bar group per split."""
-    fig = _figure(max(6.0, 0.7 * len(names) + 2), 4)
+    fig = plots.new_figure(max(6.0, 0.7 * len(names) + 2), 4)
     ax = fig.subplots()
     width = 0.8 / max(len(split_labels), 1)
     positions = np.arange(len(names))
@@ -157,7 +142,7 @@ def plot_prevalence(split_labels: Mapping[str, np.ndarray], names: Sequence[str]
     ax.set_ylabel("prevalence (fraction positive)")
     ax.set_xlabel("label")
     ax.legend()
-    return _save(fig, path, title)
+    return plots.save_figure(fig, path, title)
 
 
 def cooccurrence(labels: np.ndarray) -> np.ndarray:
@@ -168,7 +153,7 @@ def cooccurrence(labels: np.ndarray) -> np.ndarray:
 
 def plot_cooccurrence(matrix: np.ndarray, names: Sequence[str], path: Path, title: str) -> Path:
     """Heatmap of label co-occurrence counts with the counts written in the cells."""
-    fig = _figure(0.6 * len(names) + 3, 0.6 * len(names) + 2.5)
+    fig = plots.new_figure(0.6 * len(names) + 3, 0.6 * len(names) + 2.5)
     ax = fig.subplots()
     image = ax.imshow(matrix, cmap="viridis")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
@@ -180,18 +165,18 @@ def plot_cooccurrence(matrix: np.ndarray, names: Sequence[str], path: Path, titl
     ax.set_xlabel("label")
     ax.set_ylabel("label")
     fig.colorbar(image, ax=ax, label="images positive for both")
-    return _save(fig, path, title)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_positive_findings(labels: np.ndarray, path: Path, title: str) -> Path:
     """Histogram of the number of positive labels per image (seed 002)."""
     findings = (np.asarray(labels) > 0.5).sum(axis=1)
-    fig = _figure(6, 4)
+    fig = plots.new_figure(6, 4)
     ax = fig.subplots()
     ax.hist(findings, bins=np.arange(findings.max() + 2) - 0.5, rwidth=0.9)
     ax.set_xlabel("number of positive findings")
     ax.set_ylabel("images")
-    return _save(fig, path, title)
+    return plots.save_figure(fig, path, title)
 
 
 def _label_title(label, names: Sequence[str], multilabel: bool) -> str:
