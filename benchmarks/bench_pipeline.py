@@ -1,4 +1,5 @@
-"""Images/s of the grain pipeline (decode, grayscale, resize, scale) beside a plain PIL loop.
+"""Images/s of the grain pipeline (decode, grayscale, resize, scale) beside a plain PIL loop,
+and of the training feed (cached arrays) beside the pneumonia model's train step.
 
     python benchmarks/bench_pipeline.py [--num_images=1000] [--sizes=64,128] [--workers=0,2]
 
@@ -18,10 +19,22 @@ from absl import app, flags
 import numpy as np
 from PIL import Image
 
+import tempfile
+
+import jax
+
+from jaxcx.config import ConfigDict
+from jaxcx.data.builders import preprocess_files
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, image_folder_source
-from jaxcx.data.pipeline import eval_loader
+from jaxcx.data.pipeline import eval_loader, train_loader
 from jaxcx.data.sampling import IndexedSource
-from jaxcx.data.transforms import standard_transforms
+from jaxcx.data.transforms import ScaleToUnit, Standardize, standard_transforms
+from jaxcx.models import build_model
+from jaxcx.train import sharding
+from jaxcx.train.losses import make_loss
+from jaxcx.train.optim import make_optimizer
+from jaxcx.train.state import create_train_state
+from jaxcx.train.steps import compile_steps
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 1000, "images per measurement")
 _SIZES = flags.DEFINE_list("sizes", ["64", "128"], "output sizes in pixels")
@@ -61,6 +74,38 @@ def pipeline(source, size: int, workers: int, batch_size: int) -> tuple[float, f
     return (first + rest) / (end - start), rest / (end - after_first)
 
 
+def training_feed(files: list[tuple[str, int]], size: int, batch_size: int = 32,
+                  steps: int = 60) -> None:
+    """What a pneumonia run does: preprocess once, then feed cached arrays; beside the
+    FlexModel train step at the same size and batch."""
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        source, _ = preprocess_files(files, image_size=size, channels=1, resize_mode="stretch",
+                                     cache_dir=Path(cache), desc="preprocess")
+        once = len(files) / (time.perf_counter() - start)
+    chain = [ScaleToUnit(), Standardize(0.5, 0.25)]
+    iterator = iter(train_loader(source, batch_size=batch_size, seed=0, transforms=chain))
+    next(iterator)
+    start = time.perf_counter()
+    batches = [next(iterator) for _ in range(steps)]
+    feed = steps * batch_size / (time.perf_counter() - start)
+
+    mesh = sharding.make_mesh()
+    tx, _ = make_optimizer(ConfigDict({"name": "sgd", "learning_rate": 1e-3}), steps)
+    model = build_model({"name": "flex_cnn", "num_classes": 2})
+    state = sharding.replicate(create_train_state(model, tx, batches[0]["image"][:1], 0), mesh)
+    train_step, _ = compile_steps(make_loss(ConfigDict({"name": "softmax_ce"})), mesh, 2)
+    state, out = train_step(state, sharding.shard_batch(batches[0], mesh))
+    jax.block_until_ready(out)
+    start = time.perf_counter()
+    for batch in batches:
+        state, out = train_step(state, sharding.shard_batch(batch, mesh))
+    jax.block_until_ready(out)
+    step = steps * batch_size / (time.perf_counter() - start)
+    print(f"{size:4d} px  one-off preprocessing {once:8.1f} img/s; training feed {feed:8.1f} "
+          f"img/s vs FlexModel train step {step:8.1f} img/s: feed/step = {feed / step:.1f}x")
+
+
 def main(argv: list[str]) -> None:
     del argv
     root = shared_data_dir() / "chest_xray_224"
@@ -81,6 +126,7 @@ def main(argv: list[str]) -> None:
             print(f"{size:4d} px  grain, {workers} workers  {overall:8.1f} img/s "
                   f"({overall / baseline:.2f}x PIL); after the first batch {steady:8.1f} "
                   f"img/s ({steady / baseline:.2f}x)")
+        training_feed([(p, int(full.labels[i])) for p, i in zip(paths, indices)], size)
 
 
 if __name__ == "__main__":
