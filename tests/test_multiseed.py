@@ -71,3 +71,12 @@ def test_models_with_batch_stats_are_refused():
 
     with pytest.raises(ValueError, match="batch_stats"):
         multiseed.init_params(WithBatchNorm(), jax.random.key(0), jnp.ones((1, 2)))
+
+
+def test_epoch_orders_are_per_key_permutations():
+    keys = jax.random.split(jax.random.key(3), 3)
+    orders = multiseed.epoch_orders(keys, 4, 10)
+    assert orders.shape == (3, 4, 10) and orders.dtype == np.int32
+    assert (np.sort(orders, axis=-1) == np.arange(10)).all()
+    assert not (orders[:, 0] == orders[:, 1]).all(), "epochs must reshuffle"
+    np.testing.assert_array_equal(multiseed.epoch_orders(keys[1:2], 4, 10)[0], orders[1])

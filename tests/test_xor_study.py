@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 
 SEED_TABLE_PARAMS = {1: (5, 7, 9, 11), 2: (9, 15, 21, 27), 3: (13, 25, 37, 49)}
-REPO = xor_study.Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,15 @@ def test_parameter_counts_match_the_seed_table():
             model = xor_study.xor_model(config, xor_study.Setting(width, depth))
             shapes = jax.eval_shape(lambda: multiseed.init_params(model, jax.random.key(0), jnp.ones((1, 2))))
             assert sum(leaf.size for leaf in jax.tree.leaves(shapes)) == expected, (width, depth)
+
+
+def test_settings_of_one_depth_train_together_unless_activation_moves_zero(smoke_config):
+    settings = xor_study.settings_grid((1, 2, 3), (0, 1))
+    groups = xor_study.training_groups(smoke_config, settings)
+    assert [[(s.width, s.depth) for s in group] for group in groups] == [
+        [(1, 0), (2, 0), (3, 0)], [(1, 1), (2, 1), (3, 1)]]
+    sigmoid = load_config(str(REPO / "configs/xor_study.py:smoke"), ["model.activation=sigmoid"])
+    assert xor_study.training_groups(sigmoid, settings) == [[s] for s in settings]
 
 
 def test_grouped_padded_training_equals_each_setting_alone(smoke_config, smoke_study):

@@ -16,21 +16,17 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import ml_collections
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxcx import plots, tracking  # noqa: E402
-from jaxcx.data.errors import DataError  # noqa: E402
-from jaxcx.data.idx import MNIST_FILES, write_idx  # noqa: E402
-from jaxcx.data.registry import DataBundle, build_data  # noqa: E402
-from jaxcx.metrics import summarize_confusion  # noqa: E402
-from jaxcx.models import build_model, summary  # noqa: E402
-from jaxcx.train.loop import evaluate_best, fit  # noqa: E402
-from jaxcx.workdir import prepare_workdir  # noqa: E402
+from jaxcx import plots, tracking
+from jaxcx.data.errors import DataError
+from jaxcx.data.idx import MNIST_FILES, write_idx
+from jaxcx.data.registry import DataBundle, build_data
+from jaxcx.metrics import summarize_confusion
+from jaxcx.models import build_model, summary
+from jaxcx.train.loop import evaluate_best, fit
+from jaxcx.workdir import prepare_workdir
 
 MNIST_SHAPE = (28, 28, 1)
 POOL_WINDOW = 2
@@ -177,20 +173,18 @@ def comparison_table(baseline: ModelResult, candidate: ModelResult) -> str:
 
 def plot_per_digit(results: list[ModelResult], path: Path, title: str) -> Path:
     """Grouped bars of per-digit test accuracy, one colour per model."""
-    fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+    fig = plots.new_figure(9, 4.4)
+    ax = fig.subplots()
     width = 0.8 / len(results)
     for index, result in enumerate(results):
         positions = np.arange(10) + (index - (len(results) - 1) / 2) * width
         ax.bar(positions, result.per_digit, width, label=result.label)
     low = min(r.per_digit.min() for r in results)
-    ax.set(xticks=range(10), xlabel="digit", ylabel="test accuracy (recall)", title=title,
+    ax.set(xticks=range(10), xlabel="digit", ylabel="test accuracy (recall)",
            ylim=(max(0.0, low - 0.05), 1.0))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, axis="y")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save_figure(fig, path, title)
 
 
 def write_report(results: list[ModelResult], config: ml_collections.ConfigDict,

@@ -1,10 +1,10 @@
 """Seed 001, part 1: deep versus wide MLPs on continuous XOR.
 
-Every (width, depth) setting trains `num_seeds` seeds with `jax.vmap` over
-`jaxcx.train.multiseed`'s scanned training run, and all settings train and evaluate in
-one compiled program (their parameter shapes differ, so settings are unrolled rather
-than vmapped). Accuracy is measured once, at the end, on a separately generated
-evaluation set, as in the seed.
+Every (width, depth) setting trains `num_seeds` seeds from `jaxcx.train.multiseed`'s
+scanned training run, and all settings train and evaluate in one compiled program:
+settings of one depth share a `jax.vmap` (narrower MLPs zero-padded to the widest, see
+`training_groups`), and the depths, whose layer counts differ, are unrolled. Accuracy is
+measured once, at the end, on a separately generated evaluation set, as in the seed.
 """
 
 from __future__ import annotations
@@ -17,19 +17,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import ml_collections
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxcx.data.xor import make_xor  # noqa: E402
-from jaxcx.models import build_model  # noqa: E402
-from jaxcx.models.layers import activation_fn  # noqa: E402
-from jaxcx.train import multiseed  # noqa: E402
-from jaxcx.train.losses import make_loss  # noqa: E402
-from jaxcx.train.optim import make_optimizer  # noqa: E402
+from jaxcx import plots
+from jaxcx.data.xor import make_xor
+from jaxcx.models import build_model
+from jaxcx.models.layers import activation_fn
+from jaxcx.train import multiseed
+from jaxcx.train.losses import make_loss
+from jaxcx.train.optim import make_optimizer
 
 BOUNDARY_RANGE = (-0.5, 1.5)
 BOUNDARY_RESOLUTION = 101
@@ -100,16 +97,16 @@ def training_groups(config: ml_collections.ConfigDict, settings: list[Setting]) 
     return [[s for s in settings if s.depth == depth] for depth in depths]
 
 
-def _pad_to(tree, target_shapes, leading: int = 1):
-    """Zero-pads every leaf (after `leading` axes) to the matching shape in `target_shapes`."""
+def _pad_to(tree, target_shapes):
+    """Zero-pads every leaf, after its leading seed axis, to the shape in `target_shapes`."""
     return jax.tree.map(
         lambda leaf, target: jnp.pad(
-            leaf, [(0, 0)] * leading + [(0, t - n) for n, t in zip(leaf.shape[leading:], target.shape)]),
+            leaf, [(0, 0)] + [(0, t - n) for n, t in zip(leaf.shape[1:], target.shape)]),
         tree, target_shapes)
 
 
 def _crop_to(tree, target_shapes):
-    """Inverse of `_pad_to` for one leading axis."""
+    """Inverse of `_pad_to`."""
     return jax.tree.map(
         lambda leaf, target: leaf[(slice(None), *(slice(0, n) for n in target.shape))],
         tree, target_shapes)
@@ -168,11 +165,11 @@ def run_xor_study(config: ml_collections.ConfigDict) -> XorStudy:
     """Trains every setting x seed in one compiled program and evaluates each once."""
     settings = settings_grid(config.study.widths, config.study.depths)
     (train_x, train_y), (eval_x, eval_y) = load_xor_data(config)
-    start = time.perf_counter()
     keys = jax.random.split(jax.random.key(config.seed), config.study.num_seeds)
     orders = multiseed.epoch_orders(keys, config.train.num_epochs, len(train_y))
     arguments = (keys, {"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},
                  orders, jnp.asarray(eval_x), jnp.asarray(eval_y))
+    start = time.perf_counter()
     program = jax.jit(make_study_program(config, settings),
                       compiler_options=multiseed.small_model_compiler_options())
     compiled = program.lower(*arguments).compile()
@@ -211,14 +208,15 @@ def results_table(results: list[SettingResult]) -> str:
 
 def plot_samples(x: np.ndarray, y: np.ndarray, path: Path, title: str) -> Path:
     """The seed's `visualize_binary_samples`: points coloured by class."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = plots.new_figure(4.5, 4.7)
+    ax = fig.subplots()
     for label, color in ((0, "#1f77b4"), (1, "#ff7f0e")):
         points = x[y == label]
         ax.scatter(points[:, 0], points[:, 1], s=8, c=color, edgecolor="#333", linewidth=0.3,
                    label=f"class {label}")
-    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$")
     ax.legend(loc="center")
-    return _save(fig, path)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_decision_boundaries(
@@ -232,8 +230,8 @@ def plot_decision_boundaries(
     grid_x1, grid_x2 = np.meshgrid(axis, axis)
     grid = jnp.asarray(np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1))
     eval_x, eval_y = study.eval_data
-    fig, axes = plt.subplots(1, len(chosen), figsize=(3.8 * len(chosen) + 1, 4.4), squeeze=False,
-                             sharey=True, layout="constrained")
+    fig = plots.new_figure(3.8 * len(chosen) + 1, 4.4)
+    axes = fig.subplots(1, len(chosen), squeeze=False, sharey=True)
     for ax, result in zip(axes[0], chosen):
         params = jax.tree.map(lambda leaf: leaf[0], result.params)
         logits = xor_model(config, result.setting).apply({"params": params}, grid)
@@ -249,8 +247,7 @@ def plot_decision_boundaries(
     axes[0, 0].set_ylabel("$x_2$")
     axes[0, 0].legend(loc="center", fontsize=8)
     fig.colorbar(contour, ax=axes[0].tolist(), label="P(class 1)")
-    fig.suptitle(title)
-    return _save(fig, path)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_accuracy_grid(results: list[SettingResult], path: Path, title: str) -> Path:
@@ -260,35 +257,30 @@ def plot_accuracy_grid(results: list[SettingResult], path: Path, title: str) -> 
     means = np.full((len(widths), len(depths)), np.nan)
     for r in results:
         means[widths.index(r.setting.width), depths.index(r.setting.depth)] = r.eval_accuracy.mean()
-    fig, ax = plt.subplots(figsize=(1.3 * len(depths) + 2, 1.1 * len(widths) + 1.5))
+    fig = plots.new_figure(1.3 * len(depths) + 2.5, 1.1 * len(widths) + 1.8)
+    ax = fig.subplots()
     image = ax.imshow(means, vmin=0.5, vmax=1.0, cmap="viridis", origin="lower")
     for (row, col), value in np.ndenumerate(means):
         ax.text(col, row, f"{value:.3f}", ha="center", va="center",
                 color="white" if value < 0.8 else "black")
     ax.set(xticks=range(len(depths)), xticklabels=depths, yticks=range(len(widths)),
-           yticklabels=widths, xlabel="depth (extra hidden layers)", ylabel="width", title=title)
+           yticklabels=widths, xlabel="depth (extra hidden layers)", ylabel="width")
     fig.colorbar(image, ax=ax, label="mean evaluation accuracy")
-    return _save(fig, path)
+    return plots.save_figure(fig, path, title)
 
 
 def plot_training_loss(results: list[SettingResult], path: Path, title: str) -> Path:
     """Mean training loss per epoch over seeds, one line per setting."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = plots.new_figure(7, 4.7)
+    ax = fig.subplots()
     widths = sorted({r.setting.width for r in results})
     for r in results:
         ax.plot(np.arange(1, r.epoch_loss.shape[1] + 1), r.epoch_loss.mean(axis=0),
                 color=f"C{widths.index(r.setting.width)}",
                 linestyle=("-", "--", "-.", ":")[r.setting.depth % 4], label=r.setting.label)
-    ax.set(title=title, xlabel="epoch", ylabel="training BCE (mean over seeds)", yscale="log")
+    ax.set(xlabel="epoch", ylabel="training BCE (mean over seeds)", yscale="log")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return plots.save_figure(fig, path, title)
 
 
 def write_report(study: XorStudy, config: ml_collections.ConfigDict, workdir: str | Path) -> Path:
