@@ -53,6 +53,7 @@ def base_config() -> ConfigDict:
                 "batch_size": 32,
                 "eval_batch_size": 256,
                 "eval_every_epochs": 1,
+                "eval_every_steps": 0,  # > 0: evaluate every N steps instead
                 "log_every_steps": 50,
                 "early_stopping": {
                     "enabled": False,

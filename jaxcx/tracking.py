@@ -156,8 +156,9 @@ class MetricWriter:
 
 
 def progress_bar(iterable: Iterable | None = None, total: int | None = None,
-                 desc: str | None = None, **kwargs) -> tqdm:
-    """A tqdm bar, disabled off a terminal or when `JAXCX_NO_PROGRESS=1`."""
-    disable = True if os.environ.get("JAXCX_NO_PROGRESS") == "1" else None
+                 desc: str | None = None, hidden: bool = False, **kwargs) -> tqdm:
+    """A tqdm bar, disabled off a terminal, when `hidden` (e.g. on all but process 0) or
+    when `JAXCX_NO_PROGRESS=1`."""
+    disable = True if hidden or os.environ.get("JAXCX_NO_PROGRESS") == "1" else None
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True,
                 **kwargs)

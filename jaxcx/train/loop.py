@@ -164,8 +164,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
     local_batch = sharding.local_batch_size(train_cfg.batch_size, mesh)
     steps_per_epoch = pipeline.steps_per_epoch(len(data.train), local_batch, jax.process_count())
     total_steps = steps_per_epoch * train_cfg.num_epochs
-    eval_every = int(train_cfg.get("eval_every_steps", 0)) or (
-        steps_per_epoch * train_cfg.eval_every_epochs)
+    eval_every = train_cfg.eval_every_steps or steps_per_epoch * train_cfg.eval_every_epochs
     tx, schedule = make_optimizer(config.optim, total_steps)
 
     sample = np.zeros((1, *data.input_shape), np.float32)
@@ -197,7 +196,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
         writer.truncate_after(start_step)
 
     better = (lambda a, b: a > b) if train_cfg.best_mode == "max" else (lambda a, b: a < b)
-    bar = tracking.progress_bar(total=total_steps, initial=start_step, desc=config.name)
+    bar = tracking.progress_bar(total=total_steps, initial=start_step, desc=config.name,
+                                hidden=not is_chief)
     pending: list[dict] = []   # device metrics of steps not yet read back
     window: list[dict] = []    # host metrics since the last log line
     since_eval: list[dict] = []
@@ -247,9 +247,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
                     loop["val_losses"], window=es.window, min_delta=es.min_delta,
                     min_evals=es.min_epochs * steps_per_epoch // eval_every):
                 loop["stopped_early"] = True
-            bar.write(f"step {step} epoch {epoch:.2f}: " + ", ".join(
-                f"{k}={record[k]:.4f}" for k in ("train/loss", "val/loss", train_cfg.best_metric)
-                if k in record))
+            if is_chief:
+                bar.write(f"step {step} epoch {epoch:.2f}: " + ", ".join(
+                    f"{k}={record[k]:.4f}"
+                    for k in ("train/loss", "val/loss", train_cfg.best_metric) if k in record))
             checkpointer.save(step, state, loop_state=loop, is_best=is_best,
                               data_iterator=train_iter)
     finally:
