@@ -9,21 +9,25 @@ measured once, at the end, on a separately generated evaluation set, as in the s
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax.core.scope import LazyRng
 
 from jaxcx import plots
 from jaxcx.data.xor import make_xor
 from jaxcx.models import build_model
-from jaxcx.models.layers import activation_fn
+from jaxcx.models.layers import activation_fn, flatten
 from jaxcx.train import multiseed
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
@@ -85,31 +89,130 @@ def load_xor_data(config: ml_collections.ConfigDict):
 
 
 def training_groups(config: ml_collections.ConfigDict, settings: list[Setting]) -> list[list[Setting]]:
-    """Settings that train as one vmapped batch: same depth, any width.
+    """Settings that train as one vmapped batch, in `MaskedDepthMLP`'s padded layout.
 
-    A narrower MLP zero-padded to the widest width computes the same function, and its
-    padded weights get zero gradients and stay zero, when the activation maps 0 to 0
-    (tanh, ReLU). Otherwise every setting is its own group.
+    Depth padding is exact for any activation (skipped layers pass their input through).
+    Width padding is exact when the activation maps 0 to 0 (tanh, ReLU): a narrower MLP
+    zero-padded to the widest width computes the same function, and its padded weights get
+    zero gradients and stay zero. So with such an activation all settings form one group;
+    otherwise the settings of each width do.
     """
-    if float(activation_fn(config.model.activation)(0.0)) != 0.0:
-        return [[setting] for setting in settings]
-    depths = sorted({setting.depth for setting in settings})
-    return [[s for s in settings if s.depth == depth] for depth in depths]
+    if float(activation_fn(config.model.activation)(0.0)) == 0.0:
+        return [list(settings)]
+    widths = sorted({setting.width for setting in settings})
+    return [[s for s in settings if s.width == width] for width in widths]
 
 
-def _pad_to(tree, target_shapes):
-    """Zero-pads every leaf, after its leading seed axis, to the shape in `target_shapes`."""
-    return jax.tree.map(
-        lambda leaf, target: jnp.pad(
-            leaf, [(0, 0)] + [(0, t - n) for n, t in zip(leaf.shape[1:], target.shape)]),
-        tree, target_shapes)
+class MaskedDepthMLP(nn.Module):
+    """`xor_mlp` of `width` and `max_depth` that applies only its first `depth + 1` hidden layers.
+
+    `depth` may be traced (one value per vmapped run). The hidden layers past `depth`
+    pass their input through unchanged and get zero gradients, so with the parameters of
+    `xor_mlp(width, depth)` placed at `Dense_0`...`Dense_depth` and its output layer at
+    `Dense_{max_depth + 1}` (see `padded_layer`) it computes the same function.
+    """
+
+    width: int
+    max_depth: int
+    depth: Any
+    activation: str
+    num_outputs: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        act = activation_fn(self.activation)
+        dense = lambda features: nn.Dense(features, dot_general=broadcast_dot_general)
+        x = act(dense(self.width)(flatten(x)))
+        for index in range(1, self.max_depth + 1):
+            x = jnp.where(index <= self.depth, act(dense(self.width)(x)), x)
+        return dense(self.num_outputs)(x)
 
 
-def _crop_to(tree, target_shapes):
-    """Inverse of `_pad_to`."""
-    return jax.tree.map(
-        lambda leaf, target: leaf[(slice(None), *(slice(0, n) for n in target.shape))],
-        tree, target_shapes)
+def broadcast_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    """`nn.Dense`'s contraction as a broadcast multiply and a sum.
+
+    For matrices a few units wide, vmapped over many runs, XLA:CPU runs this as one
+    fused loop instead of one small matrix product per run.
+    """
+    del precision, preferred_element_type
+    if dimension_numbers != (((lhs.ndim - 1,), (0,)), ((), ())):
+        raise ValueError(f"expected a Dense contraction, got {dimension_numbers}")
+    return jnp.sum(lhs[..., :, None] * rhs, axis=-2)
+
+
+def padded_layer(layer: int, depth: int, max_depth: int) -> int:
+    """Index in `MaskedDepthMLP(max_depth)` of layer `Dense_{layer}` of a depth-`depth` MLP."""
+    return max_depth + 1 if layer == depth + 1 else layer
+
+
+def masked_depth_model(config: ml_collections.ConfigDict, group: list[Setting], depth) -> MaskedDepthMLP:
+    """The `MaskedDepthMLP` that trains `group`, applied at `depth`."""
+    reference = xor_model(config, group[0])
+    return MaskedDepthMLP(width=max(s.width for s in group), max_depth=max(s.depth for s in group),
+                          depth=depth, activation=reference.activation,
+                          num_outputs=reference.num_outputs)
+
+
+def initial_params(config: ml_collections.ConfigDict, group: list[Setting], init_keys: jax.Array,
+                   sample: jax.Array):
+    """Every setting's Flax initialisation for every key, zero-padded into the group's
+    `MaskedDepthMLP` layout: leaves [S, K, ...].
+
+    Equal to `multiseed.init_params(xor_model(config, setting), key, sample)` for each
+    setting and key (tests check it), computed with one key derivation per layer name and
+    one random draw for all kernels instead of one of each per layer of every setting,
+    whose inlined threefry hashes took most of the study's compile time. It uses that
+    Flax derives a layer's key from its name alone, and that with JAX's default
+    partitionable threefry the draw for a shape is the prefix of a longer flat draw.
+    """
+    if not jax.config.jax_threefry_partitionable:
+        raise ValueError("initial_params needs jax_threefry_partitionable=True (JAX's default)")
+    max_depth = max(s.depth for s in group)
+    padded_shapes = jax.eval_shape(
+        lambda: multiseed.init_params(masked_depth_model(config, group, max_depth),
+                                      init_keys[0], sample))
+    own_shapes = {s: jax.eval_shape(lambda s=s: multiseed.init_params(xor_model(config, s),
+                                                                     init_keys[0], sample))
+                  for s in group}
+    # nn.Dense's default kernel initialiser, lecun_normal: a standard normal truncated to
+    # (-2, 2), scaled to variance 1 / fan_in (0.8796... is that truncated normal's std).
+    size = max(math.prod(shapes[name]["kernel"].shape) for shapes in own_shapes.values()
+               for name in shapes)
+    layer_keys = jnp.stack([
+        jax.vmap(lambda key, j=j: LazyRng.create(key, f"Dense_{j}", 1).as_jax_rng())(init_keys)
+        for j in range(max_depth + 2)])
+    draws = jax.vmap(jax.vmap(lambda key: jax.random.truncated_normal(key, -2, 2, (size,))))(layer_keys)
+
+    def kernel(setting, layer):
+        fan_in, features = own_shapes[setting][f"Dense_{layer}"]["kernel"].shape
+        stddev = jnp.sqrt(jnp.array(1 / fan_in, jnp.float32)) / jnp.array(.87962566103423978, jnp.float32)
+        return draws[layer, :, :fan_in * features].reshape(-1, fan_in, features) * stddev
+
+    def padded_leaf(setting, position, name, target):
+        own = {padded_layer(layer, setting.depth, max_depth): layer for layer in range(setting.depth + 2)}
+        if name != "kernel" or position not in own:
+            return jnp.zeros((len(init_keys), *target.shape), target.dtype)
+        value = kernel(setting, own[position])
+        return jnp.pad(value, [(0, 0)] + [(0, t - n) for n, t in zip(value.shape[1:], target.shape)])
+
+    return {
+        layer_name: {
+            name: jnp.stack([padded_leaf(s, int(layer_name.split("_")[1]), name, target) for s in group])
+            for name, target in leaves.items()
+        }
+        for layer_name, leaves in padded_shapes.items()
+    }
+
+
+def own_params(padded, setting: Setting, max_depth: int, own_shapes):
+    """A setting's parameters (leaves [K, ...]) cut out of its slice of the padded layout."""
+    return {
+        f"Dense_{layer}": jax.tree.map(
+            lambda leaf, target: leaf[(slice(None), *(slice(0, n) for n in target.shape))],
+            padded[f"Dense_{padded_layer(layer, setting.depth, max_depth)}"],
+            own_shapes[f"Dense_{layer}"])
+        for layer in range(setting.depth + 2)
+    }
 
 
 def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting]):
@@ -125,31 +228,31 @@ def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting
     groups = training_groups(config, settings)
 
     def train_group(group, keys, train_data, orders, eval_x, eval_y):
-        widest = xor_model(config, Setting(max(s.width for s in group), group[0].depth))
-        trainer = multiseed.make_trainer(
-            widest, optimizer, loss, num_epochs=num_epochs, batch_size=batch_size)
         init_keys, dropout_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
         sample = train_data["image"][:1]
-        wide_shapes = jax.eval_shape(lambda: multiseed.init_params(widest, init_keys[0], sample))
-        shapes, initial = [], []
-        for setting in group:
-            model = xor_model(config, setting)
-            shapes.append(jax.eval_shape(lambda: multiseed.init_params(model, init_keys[0], sample)))
-            params = jax.vmap(lambda key: multiseed.init_params(model, key, sample))(init_keys)
-            initial.append(_pad_to(params, wide_shapes))
-        copies = len(group)
-        runs = jax.vmap(trainer, in_axes=(0, 0, None, 0))(
-            jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *initial),
-            jnp.concatenate([dropout_keys] * copies), train_data,
-            jnp.concatenate([orders] * copies))
-        logits = jax.vmap(lambda params: widest.apply({"params": params}, eval_x))(runs.params)
-        accuracy = jnp.mean((logits[..., 0] >= 0) == (eval_y == 1), axis=-1)
-        num_seeds = keys.shape[0]
+        depths = jnp.array([s.depth for s in group])
+
+        def train_run(params, dropout_key, run_orders, depth):
+            trainer = multiseed.make_trainer(masked_depth_model(config, group, depth), optimizer,
+                                             loss, num_epochs=num_epochs, batch_size=batch_size)
+            return trainer(params, dropout_key, train_data, run_orders)
+
+        def accuracy(params, depth):
+            logits = masked_depth_model(config, group, depth).apply({"params": params}, eval_x)
+            return jnp.mean((logits[:, 0] >= 0) == (eval_y == 1))
+
+        # Outer vmap over the group's settings, inner over seeds.
+        runs = jax.vmap(jax.vmap(train_run, (0, 0, 0, None)), (0, None, None, 0))(
+            initial_params(config, group, init_keys, sample), dropout_keys, orders, depths)
+        accuracies = jax.vmap(jax.vmap(accuracy, (0, None)))(runs.params, depths)
+        max_depth = max(s.depth for s in group)
         outputs = {}
-        for index, (setting, setting_shapes) in enumerate(zip(group, shapes)):
-            own = slice(index * num_seeds, (index + 1) * num_seeds)
-            params = _crop_to(jax.tree.map(lambda leaf: leaf[own], runs.params), setting_shapes)
-            outputs[setting] = (multiseed.SeedRun(params, runs.epoch_loss[own]), accuracy[own])
+        for index, setting in enumerate(group):
+            shapes = jax.eval_shape(
+                lambda: multiseed.init_params(xor_model(config, setting), init_keys[0], sample))
+            params = own_params(jax.tree.map(lambda leaf: leaf[index], runs.params), setting,
+                                max_depth, shapes)
+            outputs[setting] = (multiseed.SeedRun(params, runs.epoch_loss[index]), accuracies[index])
         return outputs
 
     def program(keys, train_data, orders, eval_x, eval_y):
