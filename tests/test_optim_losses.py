@@ -1,0 +1,123 @@
+"""Optimizer factory, schedules and losses against hand-computed values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcx.config import ConfigDict
+from jaxcx.data.registry import DataBundle
+from jaxcx.train.losses import make_loss
+from jaxcx.train.optim import make_optimizer, make_schedule
+
+PARAMS = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)},
+          "norm": {"scale": jnp.ones(2)}}
+
+
+def optim(**fields):
+    return ConfigDict({"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "nesterov": False,
+                       "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0,
+                       "decay_at": (0.5,), "decay_factor": 0.1, "grad_clip_norm": 0.0,
+                       **fields})
+
+
+def one_update(config, grads, steps=1):
+    tx, _ = make_optimizer(config, 100)
+    state = tx.init(PARAMS)
+    for _ in range(steps):
+        updates, state = tx.update(grads, state, PARAMS)
+    return updates
+
+
+def zeros():
+    return jax.tree_util.tree_map(jnp.zeros_like, PARAMS)
+
+
+def test_adamw_decays_kernels_but_not_biases_or_norm_scales():
+    updates = one_update(optim(name="adamw", weight_decay=0.5), zeros())
+    np.testing.assert_allclose(updates["dense"]["kernel"], -0.1 * 0.5 * np.ones((2, 2)))
+    np.testing.assert_array_equal(updates["dense"]["bias"], 0.0)
+    np.testing.assert_array_equal(updates["norm"]["scale"], 0.0)
+
+
+def test_sgd_weight_decay_is_l2_on_the_gradient():
+    updates = one_update(optim(weight_decay=0.5), zeros())
+    np.testing.assert_allclose(updates["dense"]["kernel"], -0.1 * 0.5)
+    np.testing.assert_array_equal(updates["dense"]["bias"], 0.0)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_and_nesterov(nesterov):
+    grads = jax.tree_util.tree_map(jnp.ones_like, PARAMS)
+    second = one_update(optim(momentum=0.9, nesterov=nesterov), grads, steps=2)
+    # velocity after two steps: 1 + 0.9 = 1.9; Nesterov looks ahead: 1 + 0.9 * 1.9
+    expected = -0.1 * (1 + 0.9 * 1.9 if nesterov else 1.9)
+    np.testing.assert_allclose(second["dense"]["bias"], expected, rtol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    grads = jax.tree_util.tree_map(lambda p: 100.0 * jnp.ones_like(p), PARAMS)
+    updates = one_update(optim(learning_rate=1.0, grad_clip_norm=1.0), grads)
+    norm = np.sqrt(sum(float(jnp.sum(u ** 2)) for u in jax.tree_util.tree_leaves(updates)))
+    assert norm == pytest.approx(1.0, rel=1e-5)
+
+
+def test_schedules():
+    warm = make_schedule(optim(schedule="warmup_cosine", warmup_steps=10), 110)
+    assert float(warm(0)) == 0.0 and float(warm(10)) == pytest.approx(0.1)
+    assert float(warm(110)) == pytest.approx(0.0, abs=1e-7)
+    step = make_schedule(optim(schedule="step", decay_at=(0.5,), decay_factor=0.1), 100)
+    assert float(step(49)) == pytest.approx(0.1) and float(step(50)) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown optim.schedule 'linear'"):
+        make_schedule(optim(schedule="linear"), 10)
+    with pytest.raises(ValueError, match="unknown optim.name 'lbfgs'"):
+        make_optimizer(optim(name="lbfgs"), 10)
+
+
+def loss(name, **fields):
+    return make_loss(ConfigDict({"name": name, **fields}))
+
+
+def test_weighted_cross_entropy_normalises_by_the_summed_weights():
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    batch = {"label": jnp.array([0, 1, 1]), "mask": jnp.array([1.0, 1.0, 0.0])}
+    per_example = -jax.nn.log_softmax(logits)[jnp.arange(3), batch["label"]]
+    weights = np.array([0.25, 0.75])
+    total, weight = loss("weighted_ce", class_weights=tuple(weights))(logits, batch)
+    expected = (0.25 * per_example[0] + 0.75 * per_example[1]) / (0.25 + 0.75)
+    assert float(total / weight) == pytest.approx(float(expected), rel=1e-6)
+    plain_total, plain_weight = loss("softmax_ce")(logits, batch)
+    assert float(plain_weight) == 2.0  # the padded example is out
+    with pytest.raises(ValueError, match="class_weights is empty"):
+        loss("weighted_ce", class_weights=())
+
+
+def test_sigmoid_bce_with_positive_weights_and_ignored_labels():
+    logits = jnp.array([[0.5, -1.0], [2.0, 0.0]])
+    batch = {"label": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "mask": jnp.ones(2),
+             "label_mask": jnp.array([[1.0, 1.0], [1.0, 0.0]])}
+    total, weight = loss("sigmoid_bce", pos_weight=(3.0, 2.0), multilabel=True)(logits, batch)
+    p = jax.nn.sigmoid(logits)
+    entries = [-3.0 * np.log(p[0, 0]), -np.log(1 - p[0, 1]), -np.log(1 - p[1, 0])]
+    assert float(weight) == 3.0
+    assert float(total / weight) == pytest.approx(float(np.mean(entries)), rel=1e-5)
+
+
+def test_single_logit_binary_and_reconstruction_losses():
+    logits = jnp.array([[3.0], [-3.0]])
+    batch = {"label": jnp.array([1, 0]), "mask": jnp.ones(2), "image": jnp.zeros((2, 1))}
+    total, weight = loss("sigmoid_bce")(logits, batch)
+    assert float(total / weight) == pytest.approx(float(-jax.nn.log_sigmoid(3.0)), rel=1e-6)
+    assert loss("sigmoid_bce").probabilities(logits).shape == (2,)
+    mse_total, _ = loss("mse")(logits, batch)
+    assert float(mse_total) == pytest.approx(9.0 + 9.0)
+    squashed, _ = loss("sigmoid_mse")(jnp.zeros((2, 1)), batch)
+    assert float(squashed) == pytest.approx(2 * 0.25)
+    assert not loss("mse").classifies and loss("softmax_ce").classifies
+
+
+def test_class_weights_are_seed000_normalised_inverse_frequencies():
+    labels = np.array([0] * 1 + [1] * 3)
+    bundle = DataBundle(train=None, val=None, test=None, train_labels=labels, input_shape=(1,),
+                        class_names=("a", "b"))
+    np.testing.assert_allclose(bundle.class_weights(), [0.75, 0.25])
