@@ -8,13 +8,12 @@ the batches already in memory (random images: speed does not depend on content).
 jaxcx rows:
 - `engine`: `jaxcx.train.steps.compile_steps`' jitted step, one call per batch, as
   `jaxcx.train.loop.fit` runs it (the first call's compile time is printed);
-- `engine, small-model XLA options`: the same pure `train_step` jitted with
-  `multiseed.small_model_compiler_options()` (no XNNPACK/YNN fusions on CPU);
+- `engine, small-model XLA options`: the same step compiled with
+  `compile_steps(..., compiler_options=multiseed.small_model_compiler_options())`;
 - `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`
-  (XLA:CPU runs the convolution weight gradients slowly inside loops);
-- `patch conv` rows: the same network with its convolutions written as shifted slices +
-  one matmul (`PatchConv`: parameters and outputs identical to `nn.Conv`), to show what
-  that layer change would give; it is not a registered jaxcx model.
+  (XLA:CPU runs the `nn.Conv` weight gradients slowly inside loops);
+- `patch conv` rows: `seed001_cnn` with `patch_conv=True` (`jaxcx.models.layers.PatchConv`:
+  shifted slices + one matmul, parameters and outputs identical to `nn.Conv`).
 Ratios are torch time over jaxcx time, against the fastest torch thread count timed.
 """
 
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,55 +30,21 @@ from absl import app, flags
 from bench_seed001_common import REPEATS, best_time, machine, torch_speeds
 from jaxcx.config import load_config
 from jaxcx.models import build_model
-from jaxcx.models.layers import flatten, max_pool_2x2
 from jaxcx.train import multiseed, sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
-from jaxcx.train import steps
 from jaxcx.train.steps import compile_steps
 
 _STEPS = flags.DEFINE_integer("steps", 200, "training steps per timing")
 _BATCH_SIZE = 64
 
 
-class PatchConv(nn.Module):
-    """A VALID, stride-1 `nn.Conv` computed as shifted slices concatenated + one matmul."""
-
-    features: int
-    kernel_size: tuple[int, int] = (3, 3)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (kh, kw, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        height, width = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-        patches = jnp.concatenate([x[:, i:i + height, j:j + width, :]
-                                   for i in range(kh) for j in range(kw)], axis=-1)
-        return patches @ kernel.reshape(-1, self.features) + bias
-
-
-class PatchConvCNN(nn.Module):
-    """Seed 001's CNN with `PatchConv` layers; same parameter tree as `seed001_cnn`."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        x = max_pool_2x2(nn.relu(PatchConv(16, name="conv1")(x)))
-        x = max_pool_2x2(nn.relu(PatchConv(32, name="conv2")(x)))
-        return nn.Dense(10, name="fc")(flatten(x))
-
-
 def engine_speed(model, optimizer, loss, images, labels, repeats, compiler_options=None):
-    """(seconds for all steps, first-call compile seconds) of the engine's jitted step:
-    as `compile_steps` builds it, or with `compiler_options` when given."""
+    """(seconds for all steps, first-call compile seconds) of the engine's jitted step,
+    `compile_steps(..., compiler_options)`: with None, as `jaxcx.train.loop.fit` runs it."""
     mesh = sharding.make_mesh()
-    if compiler_options is None:
-        train_step, _ = compile_steps(loss, mesh, 10)
-    else:
-        train_step = jax.jit(lambda state, batch: steps.train_step(state, batch, loss),
-                             donate_argnums=0, compiler_options=compiler_options)
+    train_step, _ = compile_steps(loss, mesh, 10, compiler_options)
     batches = [sharding.shard_batch({"image": images[i], "label": labels[i],
                                      "mask": np.ones(_BATCH_SIZE, np.float32)}, mesh)
                for i in range(len(images))]
@@ -147,10 +111,10 @@ def main(argv):
     loss = make_loss(config.loss)
     num_images = steps * _BATCH_SIZE
     cnn = build_model(config.study.candidate.model)
+    patch_cnn = build_model({**config.study.candidate.model.to_dict(), "patch_conv": True})
     options = multiseed.small_model_compiler_options()
-    patch_cnn = PatchConvCNN()
     rows = {
-        "engine (jit per step)": engine_speed(cnn, optimizer, loss, images, labels, repeats),
+        "engine (as fit runs it)": engine_speed(cnn, optimizer, loss, images, labels, repeats),
         "engine, small-model XLA options": engine_speed(cnn, optimizer, loss, images, labels,
                                                         repeats, options),
         "scan (multiseed)": scan_speed(cnn, optimizer, loss, images, labels, repeats),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxcx import models
-from jaxcx.models.layers import max_pool_2x2
+from jaxcx.models.layers import PatchConv, max_pool_2x2
 
 
 def abstract_variables(model, input_shape):
@@ -242,3 +242,31 @@ def test_max_pool_2x2_matches_nn_max_pool(shape):
     np.testing.assert_array_equal(max_pool_2x2(x), reference(x))
     weighted_sum = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * weights))(x)
     np.testing.assert_array_equal(weighted_sum(max_pool_2x2), weighted_sum(reference))
+
+
+@pytest.mark.parametrize("padding", ["VALID", ((1, 1), (1, 1)), ((2, 0), (0, 1))])
+def test_patch_conv_equals_nn_conv_in_values_and_gradients(padding):
+    x = jax.random.normal(jax.random.key(1), (2, 7, 6, 3))
+    conv = nn.Conv(5, (3, 3), padding=padding)
+    patch = PatchConv(5, (3, 3), padding=padding)
+    params = conv.init(jax.random.key(0), x)
+    assert jax.tree.map(jnp.shape, patch.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, params)
+    jax.tree.map(np.testing.assert_array_equal, patch.init(jax.random.key(0), x), params)
+    np.testing.assert_allclose(patch.apply(params, x), conv.apply(params, x), rtol=1e-5, atol=1e-5)
+
+    def grads(module):
+        return jax.grad(lambda p, x: jnp.sum(jnp.sin(module.apply(p, x))), argnums=(0, 1))(params, x)
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads(patch), grads(conv))
+
+
+def test_seed001_cnn_patch_conv_keeps_parameters_and_outputs():
+    x = jax.random.normal(jax.random.key(2), (2, 28, 28, 1))
+    default = models.build_model({"name": "seed001_cnn"})
+    patch = models.build_model({"name": "seed001_cnn", "patch_conv": True})
+    variables = default.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, patch.init(jax.random.key(0), x), variables)
+    assert count_params(patch, (1, 28, 28, 1)) == 12_810
+    np.testing.assert_allclose(patch.apply(variables, x), default.apply(variables, x),
+                               rtol=1e-5, atol=1e-5)

@@ -38,17 +38,32 @@ def test_parameter_counts_match_the_seed_table():
             assert sum(leaf.size for leaf in jax.tree.leaves(shapes)) == expected, (width, depth)
 
 
-def test_settings_of_one_depth_train_together_unless_activation_moves_zero(smoke_config):
+def test_settings_stack_deepest_first_widths_apart_unless_activation_keeps_zero(smoke_config):
     settings = xor_study.settings_grid((1, 2, 3), (0, 1))
     groups = xor_study.training_groups(smoke_config, settings)
     assert [[(s.width, s.depth) for s in group] for group in groups] == [
-        [(1, 0), (2, 0), (3, 0)], [(1, 1), (2, 1), (3, 1)]]
+        [(1, 1), (2, 1), (3, 1), (1, 0), (2, 0), (3, 0)]]
     sigmoid = load_config(str(REPO / "configs/xor_study.py:smoke"), ["model.activation=sigmoid"])
-    assert xor_study.training_groups(sigmoid, settings) == [[s] for s in settings]
+    assert [[(s.width, s.depth) for s in group] for group in
+            xor_study.training_groups(sigmoid, settings)] == [[(1, 1), (1, 0)], [(2, 1), (2, 0)],
+                                                              [(3, 1), (3, 0)]]
 
 
-def test_grouped_padded_training_equals_each_setting_alone(smoke_config, smoke_study):
-    """Narrow MLPs trained zero-padded inside one vmap give the same results as alone."""
+def test_stacked_initial_params_equal_each_settings_flax_init(smoke_config):
+    settings = xor_study.settings_grid((1, 2, 3), (0, 1, 2, 3))
+    group, = xor_study.training_groups(smoke_config, settings)
+    keys = jax.random.split(jax.random.key(3), 2)
+    stacked = jax.jit(lambda k: xor_study.initial_params(smoke_config, group, k, 2))(keys)
+    for row, setting in enumerate(group):
+        model = xor_study.xor_model(smoke_config, setting)
+        expected = jax.vmap(lambda key: multiseed.init_params(model, key, jnp.ones((1, 2))))(keys)
+        own = xor_study.own_params(stacked, group, row,
+                                   xor_study.layer_shapes(smoke_config, setting, 2))
+        jax.tree.map(np.testing.assert_array_equal, own, expected)
+
+
+def test_stacked_training_equals_each_setting_alone(smoke_config, smoke_study):
+    """MLPs trained stacked (narrow ones zero-padded) give the same results as alone."""
     config = smoke_config
     (train_x, train_y), (eval_x, eval_y) = xor_study.load_xor_data(config)
     data = {"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)}

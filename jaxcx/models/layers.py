@@ -43,3 +43,32 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     x = x[..., : height // 2 * 2, : width // 2 * 2, :]
     x = x.reshape(*batch, height // 2, 2, width // 2, 2, channels)
     return x.max(axis=(-4, -2))
+
+
+class PatchConv(nn.Module):
+    """A stride-1 2-D convolution computed as shifted slices and one matrix product.
+
+    Same parameters (`kernel` [kh, kw, in, features], `bias` [features]), initialisation
+    and outputs as `nn.Conv(features, kernel_size, padding=padding)` on [..., H, W, C]
+    inputs; `padding` is "VALID" or ((top, bottom), (left, right)). On XLA:CPU the weight
+    gradient of `nn.Conv` is slow for small convolutions, most of all inside `lax.scan`;
+    this form's gradient is another matrix product.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    padding: str | tuple[tuple[int, int], tuple[int, int]] = "VALID"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", nn.linear.default_kernel_init,
+                            (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if self.padding != "VALID":
+            (top, bottom), (left, right) = self.padding
+            x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(top, bottom), (left, right), (0, 0)])
+        height, width = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
+        patches = jnp.concatenate([x[..., i:i + height, j:j + width, :]
+                                   for i in range(kh) for j in range(kw)], axis=-1)
+        return patches @ kernel.reshape(-1, self.features) + bias

@@ -1,10 +1,12 @@
 """Seed 001, part 1: deep versus wide MLPs on continuous XOR.
 
-Every (width, depth) setting trains `num_seeds` seeds from `jaxcx.train.multiseed`'s
-scanned training run, and all settings train and evaluate in one compiled program:
-settings of one depth share a `jax.vmap` (narrower MLPs zero-padded to the widest, see
-`training_groups`), and the depths, whose layer counts differ, are unrolled. Accuracy is
-measured once, at the end, on a separately generated evaluation set, as in the seed.
+Every (width, depth) setting trains `num_seeds` seeds with `jaxcx.train.multiseed`'s
+scanned training run, and all settings train and evaluate in one compiled program: the
+settings are stacked into one `StackedMLP` (narrower MLPs zero-padded to the widest,
+shallower ones skipping the deeper hidden layers, see `training_groups`), vmapped over
+seeds, and initialised exactly as Flax initialises each setting alone, with one random
+draw (`initial_params`). Accuracy is measured once, at the end, on a separately
+generated evaluation set, as in the seed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -89,177 +90,171 @@ def load_xor_data(config: ml_collections.ConfigDict):
 
 
 def training_groups(config: ml_collections.ConfigDict, settings: list[Setting]) -> list[list[Setting]]:
-    """Settings that train as one vmapped batch, in `MaskedDepthMLP`'s padded layout.
+    """Settings that train together as one `StackedMLP`, deepest first.
 
-    Depth padding is exact for any activation (skipped layers pass their input through).
-    Width padding is exact when the activation maps 0 to 0 (tanh, ReLU): a narrower MLP
-    zero-padded to the widest width computes the same function, and its padded weights get
-    zero gradients and stay zero. So with such an activation all settings form one group;
-    otherwise the settings of each width do.
+    Stacking settings of different depths is exact for any activation (a shallower MLP
+    skips the deeper hidden layers). Stacking different widths zero-pads the narrower
+    MLPs to the widest, which is exact when the activation maps 0 to 0 (tanh, ReLU): the
+    padded MLP computes the same function, and its padded weights get zero gradients and
+    stay zero. So with such an activation all settings form one group; otherwise the
+    settings of each width do.
     """
+    deepest_first = sorted(settings, key=lambda s: -s.depth)
     if float(activation_fn(config.model.activation)(0.0)) == 0.0:
-        return [list(settings)]
+        return [deepest_first]
     widths = sorted({setting.width for setting in settings})
-    return [[s for s in settings if s.width == width] for width in widths]
+    return [[s for s in deepest_first if s.width == width] for width in widths]
 
 
-class MaskedDepthMLP(nn.Module):
-    """`xor_mlp` of `width` and `max_depth` that applies only its first `depth + 1` hidden layers.
+class StackedMLP(nn.Module):
+    """The `xor_mlp`s of one training group, stacked on a leading settings axis S.
 
-    `depth` may be traced (one value per vmapped run). The hidden layers past `depth`
-    pass their input through unchanged and get zero gradients, so with the parameters of
-    `xor_mlp(width, depth)` placed at `Dense_0`...`Dense_depth` and its output layer at
-    `Dense_{max_depth + 1}` (see `padded_layer`) it computes the same function.
+    Maps inputs [B, ...] to logits [S, B, num_outputs]. Setting s has `depths[s] + 1`
+    hidden layers of `width` units (`depths` in decreasing order). Hidden layer
+    `Dense_i` (1 <= i <= max depth) exists for the settings deep enough to have it, a
+    prefix of the stack (its parameters have that many rows), and the others pass their
+    activations through untouched; `Dense_0` and the output layer `Dense_{max depth + 1}`
+    have a row per setting. `stacked_layer` maps a setting's own layers to these.
+    Activations are kept features-first ([S, features, B]): for layers a few units wide,
+    XLA:CPU then runs each contraction as a broadcast multiply and a sum over
+    batch-contiguous rows, about 2x faster than small batched matrix products.
     """
 
     width: int
-    max_depth: int
-    depth: Any
+    depths: tuple[int, ...]
     activation: str
     num_outputs: int
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         act = activation_fn(self.activation)
-        dense = lambda features: nn.Dense(features, dot_general=broadcast_dot_general)
-        x = act(dense(self.width)(flatten(x)))
-        for index in range(1, self.max_depth + 1):
-            x = jnp.where(index <= self.depth, act(dense(self.width)(x)), x)
-        return dense(self.num_outputs)(x)
+        max_depth = self.depths[0]
+        x = act(self._dense(0, len(self.depths), self.width, flatten(x).T[None]))
+        for index in range(1, max_depth + 1):
+            rows = sum(depth >= index for depth in self.depths)
+            deeper = act(self._dense(index, rows, self.width, x[:rows]))
+            x = jnp.concatenate([deeper, x[rows:]]) if rows < len(self.depths) else deeper
+        logits = self._dense(max_depth + 1, len(self.depths), self.num_outputs, x)
+        return jnp.swapaxes(logits, 1, 2)
+
+    def _dense(self, index: int, rows: int, features: int, x: jax.Array) -> jax.Array:
+        """`rows` Dense layers `Dense_{index}` on features-first inputs [rows or 1, in, B]."""
+        kernel = self.param(f"Dense_{index}_kernel", nn.linear.default_kernel_init,
+                            (rows, x.shape[1], features), jnp.float32)
+        bias = self.param(f"Dense_{index}_bias", nn.initializers.zeros_init(), (rows, features),
+                          jnp.float32)
+        return jnp.sum(kernel[..., None] * x[:, :, None, :], axis=1) + bias[..., None]
 
 
-def broadcast_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
-    """`nn.Dense`'s contraction as a broadcast multiply and a sum.
-
-    For matrices a few units wide, vmapped over many runs, XLA:CPU runs this as one
-    fused loop instead of one small matrix product per run.
-    """
-    del precision, preferred_element_type
-    if dimension_numbers != (((lhs.ndim - 1,), (0,)), ((), ())):
-        raise ValueError(f"expected a Dense contraction, got {dimension_numbers}")
-    return jnp.sum(lhs[..., :, None] * rhs, axis=-2)
+def stacked_model(config: ml_collections.ConfigDict, group: list[Setting]) -> StackedMLP:
+    """The `StackedMLP` that trains `group` (ordered deepest first, as `training_groups`)."""
+    reference = xor_model(config, group[0])
+    return StackedMLP(width=max(s.width for s in group), depths=tuple(s.depth for s in group),
+                      activation=reference.activation, num_outputs=reference.num_outputs)
 
 
-def padded_layer(layer: int, depth: int, max_depth: int) -> int:
-    """Index in `MaskedDepthMLP(max_depth)` of layer `Dense_{layer}` of a depth-`depth` MLP."""
+def stacked_layer(layer: int, depth: int, max_depth: int) -> int:
+    """Index in a `StackedMLP` of maximal depth `max_depth` of layer `Dense_{layer}` of a
+    depth-`depth` MLP (its output layer moves to `Dense_{max_depth + 1}`)."""
     return max_depth + 1 if layer == depth + 1 else layer
 
 
-def masked_depth_model(config: ml_collections.ConfigDict, group: list[Setting], depth) -> MaskedDepthMLP:
-    """The `MaskedDepthMLP` that trains `group`, applied at `depth`."""
-    reference = xor_model(config, group[0])
-    return MaskedDepthMLP(width=max(s.width for s in group), max_depth=max(s.depth for s in group),
-                          depth=depth, activation=reference.activation,
-                          num_outputs=reference.num_outputs)
+def layer_shapes(config: ml_collections.ConfigDict, setting: Setting,
+                 in_features: int) -> list[tuple[int, int]]:
+    """(inputs, features) of the Dense layers `Dense_0`, `Dense_1`, ... of the setting's
+    `xor_model` (an `MLP`) on `in_features` inputs; each has a kernel of that shape and a
+    bias of `features`."""
+    model = xor_model(config, setting)
+    sizes = (in_features, *model.hidden, model.num_outputs)
+    return list(zip(sizes[:-1], sizes[1:]))
 
 
 def initial_params(config: ml_collections.ConfigDict, group: list[Setting], init_keys: jax.Array,
-                   sample: jax.Array):
-    """Every setting's Flax initialisation for every key, zero-padded into the group's
-    `MaskedDepthMLP` layout: leaves [S, K, ...].
+                   in_features: int) -> dict[str, jax.Array]:
+    """Every setting's Flax initialisation for every key, in the group's `StackedMLP`
+    layout with a leading seed axis: leaves [K, rows, ...].
 
     Equal to `multiseed.init_params(xor_model(config, setting), key, sample)` for each
-    setting and key (tests check it), computed with one key derivation per layer name and
-    one random draw for all kernels instead of one of each per layer of every setting,
-    whose inlined threefry hashes took most of the study's compile time. It uses that
-    Flax derives a layer's key from its name alone, and that with JAX's default
-    partitionable threefry the draw for a shape is the prefix of a longer flat draw.
+    setting and key (see `own_params`; tests check it), computed with one key derivation
+    per layer name and one random draw for all kernels instead of one of each per layer of
+    every setting, whose inlined threefry hashes took most of the study's compile time.
+    It uses that Flax derives a layer's key from its name alone, and that with JAX's
+    default partitionable threefry the draw for a shape is the prefix of a longer draw.
     """
     if not jax.config.jax_threefry_partitionable:
         raise ValueError("initial_params needs jax_threefry_partitionable=True (JAX's default)")
-    max_depth = max(s.depth for s in group)
-    padded_shapes = jax.eval_shape(
-        lambda: multiseed.init_params(masked_depth_model(config, group, max_depth),
-                                      init_keys[0], sample))
-    own_shapes = {s: jax.eval_shape(lambda s=s: multiseed.init_params(xor_model(config, s),
-                                                                     init_keys[0], sample))
-                  for s in group}
+    max_depth = group[0].depth
+    own_shapes = [layer_shapes(config, setting, in_features) for setting in group]
+    stacked_shapes = layer_shapes(config, Setting(max(s.width for s in group), max_depth),
+                                  in_features)
     # nn.Dense's default kernel initialiser, lecun_normal: a standard normal truncated to
     # (-2, 2), scaled to variance 1 / fan_in (0.8796... is that truncated normal's std).
-    size = max(math.prod(shapes[name]["kernel"].shape) for shapes in own_shapes.values()
-               for name in shapes)
+    size = max(fan_in * features for shapes in own_shapes for fan_in, features in shapes)
     layer_keys = jnp.stack([
         jax.vmap(lambda key, j=j: LazyRng.create(key, f"Dense_{j}", 1).as_jax_rng())(init_keys)
         for j in range(max_depth + 2)])
     draws = jax.vmap(jax.vmap(lambda key: jax.random.truncated_normal(key, -2, 2, (size,))))(layer_keys)
+    draws = jnp.moveaxis(draws, 1, 0).reshape(len(init_keys), -1)  # [K, layer * size + index]
+    params = {}
+    for position, (fan_in, features) in enumerate(stacked_shapes):
+        rows = [row for row, setting in enumerate(group)
+                if position in (0, max_depth + 1) or setting.depth >= position]
+        index = np.zeros((len(rows), fan_in, features), np.int32)
+        scale = np.zeros((len(rows), fan_in, features), np.float32)
+        for slot, row in enumerate(rows):
+            depth = group[row].depth
+            layer = next(j for j in range(depth + 2) if stacked_layer(j, depth, max_depth) == position)
+            own_in, own_features = own_shapes[row][layer]
+            index[slot, :own_in, :own_features] = (
+                layer * size + np.arange(own_in * own_features).reshape(own_in, own_features))
+            scale[slot, :own_in, :own_features] = (np.sqrt(np.float32(1 / own_in))
+                                                   / np.float32(.87962566103423978))
+        params[f"Dense_{position}_kernel"] = draws[:, index] * scale
+        params[f"Dense_{position}_bias"] = jnp.zeros((len(init_keys), len(rows), features), jnp.float32)
+    return params
 
-    def kernel(setting, layer):
-        fan_in, features = own_shapes[setting][f"Dense_{layer}"]["kernel"].shape
-        stddev = jnp.sqrt(jnp.array(1 / fan_in, jnp.float32)) / jnp.array(.87962566103423978, jnp.float32)
-        return draws[layer, :, :fan_in * features].reshape(-1, fan_in, features) * stddev
 
-    def padded_leaf(setting, position, name, target):
-        own = {padded_layer(layer, setting.depth, max_depth): layer for layer in range(setting.depth + 2)}
-        if name != "kernel" or position not in own:
-            return jnp.zeros((len(init_keys), *target.shape), target.dtype)
-        value = kernel(setting, own[position])
-        return jnp.pad(value, [(0, 0)] + [(0, t - n) for n, t in zip(value.shape[1:], target.shape)])
-
-    return {
-        layer_name: {
-            name: jnp.stack([padded_leaf(s, int(layer_name.split("_")[1]), name, target) for s in group])
-            for name, target in leaves.items()
+def own_params(stacked, group: list[Setting], row: int, shapes: list[tuple[int, int]]):
+    """The parameters (leaves [K, ...], as `xor_model`'s) of setting `group[row]`, cut out
+    of `StackedMLP` parameters with a leading seed axis; `shapes` are its `layer_shapes`."""
+    params, depth = {}, group[row].depth
+    for layer, (fan_in, features) in enumerate(shapes):
+        position = stacked_layer(layer, depth, group[0].depth)
+        params[f"Dense_{layer}"] = {
+            "kernel": stacked[f"Dense_{position}_kernel"][:, row, :fan_in, :features],
+            "bias": stacked[f"Dense_{position}_bias"][:, row, :features],
         }
-        for layer_name, leaves in padded_shapes.items()
-    }
+    return params
 
 
-def own_params(padded, setting: Setting, max_depth: int, own_shapes):
-    """A setting's parameters (leaves [K, ...]) cut out of its slice of the padded layout."""
-    return {
-        f"Dense_{layer}": jax.tree.map(
-            lambda leaf, target: leaf[(slice(None), *(slice(0, n) for n in target.shape))],
-            padded[f"Dense_{padded_layer(layer, setting.depth, max_depth)}"],
-            own_shapes[f"Dense_{layer}"])
-        for layer in range(setting.depth + 2)
-    }
+def make_study_program(config: ml_collections.ConfigDict, groups: list[list[Setting]]):
+    """A pure `program(keys, train, orders, eval_x, eval_y) -> [(SeedRun, accuracy)]`.
 
-
-def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting]):
-    """A pure `program(keys, train, orders, eval_x, eval_y) -> [(SeedRun, accuracy[K])]`.
-
-    One entry per setting, in order; every setting uses the same seeds and epoch orders.
-    Each group of `training_groups` trains as one `jax.vmap` over its settings x seeds.
+    One entry per group of `training_groups`, trained as one `StackedMLP` per seed,
+    vmapped over seeds: parameters [K, rows, ...] (see `own_params`), epoch losses
+    [K, E, S], evaluation accuracy [K, S]. Every setting uses the same seeds and epoch
+    orders. Each setting's objective is its own mean loss; the stack minimises their sum,
+    whose gradient for each setting's parameters is that setting's own gradient.
     """
     num_epochs, batch_size = config.train.num_epochs, config.train.batch_size
     total_steps = num_epochs * multiseed.steps_per_epoch(config.data.train_size, batch_size)
     optimizer, _ = make_optimizer(config.optim, total_steps)
     loss = make_loss(config.loss)
-    groups = training_groups(config, settings)
+    per_setting_loss = jax.vmap(loss, in_axes=(0, None))
 
     def train_group(group, keys, train_data, orders, eval_x, eval_y):
+        model = stacked_model(config, group)
+        trainer = multiseed.make_trainer(model, optimizer, per_setting_loss,
+                                         num_epochs=num_epochs, batch_size=batch_size)
+
         init_keys, dropout_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-        sample = train_data["image"][:1]
-        depths = jnp.array([s.depth for s in group])
-
-        def train_run(params, dropout_key, run_orders, depth):
-            trainer = multiseed.make_trainer(masked_depth_model(config, group, depth), optimizer,
-                                             loss, num_epochs=num_epochs, batch_size=batch_size)
-            return trainer(params, dropout_key, train_data, run_orders)
-
-        def accuracy(params, depth):
-            logits = masked_depth_model(config, group, depth).apply({"params": params}, eval_x)
-            return jnp.mean((logits[:, 0] >= 0) == (eval_y == 1))
-
-        # Outer vmap over the group's settings, inner over seeds.
-        runs = jax.vmap(jax.vmap(train_run, (0, 0, 0, None)), (0, None, None, 0))(
-            initial_params(config, group, init_keys, sample), dropout_keys, orders, depths)
-        accuracies = jax.vmap(jax.vmap(accuracy, (0, None)))(runs.params, depths)
-        max_depth = max(s.depth for s in group)
-        outputs = {}
-        for index, setting in enumerate(group):
-            shapes = jax.eval_shape(
-                lambda: multiseed.init_params(xor_model(config, setting), init_keys[0], sample))
-            params = own_params(jax.tree.map(lambda leaf: leaf[index], runs.params), setting,
-                                max_depth, shapes)
-            outputs[setting] = (multiseed.SeedRun(params, runs.epoch_loss[index]), accuracies[index])
-        return outputs
+        initial = initial_params(config, group, init_keys, train_data["image"].shape[1])
+        runs = jax.vmap(trainer, in_axes=(0, 0, None, 0))(initial, dropout_keys, train_data, orders)
+        logits = jax.vmap(lambda params: model.apply({"params": params}, eval_x))(runs.params)
+        return runs, jnp.mean((logits[..., 0] >= 0) == (eval_y == 1), axis=-1)
 
     def program(keys, train_data, orders, eval_x, eval_y):
-        outputs = {}
-        for group in groups:
-            outputs.update(train_group(group, keys, train_data, orders, eval_x, eval_y))
-        return [outputs[setting] for setting in settings]
+        return [train_group(group, keys, train_data, orders, eval_x, eval_y) for group in groups]
 
     return program
 
@@ -267,30 +262,33 @@ def make_study_program(config: ml_collections.ConfigDict, settings: list[Setting
 def run_xor_study(config: ml_collections.ConfigDict) -> XorStudy:
     """Trains every setting x seed in one compiled program and evaluates each once."""
     settings = settings_grid(config.study.widths, config.study.depths)
+    groups = training_groups(config, settings)
     (train_x, train_y), (eval_x, eval_y) = load_xor_data(config)
     keys = jax.random.split(jax.random.key(config.seed), config.study.num_seeds)
     orders = multiseed.epoch_orders(keys, config.train.num_epochs, len(train_y))
-    arguments = (keys, {"image": jnp.asarray(train_x), "label": jnp.asarray(train_y)},
-                 orders, jnp.asarray(eval_x), jnp.asarray(eval_y))
+    arguments = (keys, {"image": train_x, "label": train_y}, orders, eval_x, eval_y)
     start = time.perf_counter()
-    program = jax.jit(make_study_program(config, settings),
-                      compiler_options=multiseed.small_model_compiler_options())
+    program = jax.jit(make_study_program(config, groups),
+                      compiler_options=multiseed.small_model_compiler_options(fast_compile=True))
     compiled = program.lower(*arguments).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    outputs = jax.block_until_ready(compiled(*arguments))
+    outputs = jax.device_get(compiled(*arguments))
     run_seconds = time.perf_counter() - start
-    results = [
-        SettingResult(
-            setting=setting,
-            num_params=sum(leaf[0].size for leaf in jax.tree.leaves(runs.params)),
-            eval_accuracy=np.asarray(accuracy),
-            epoch_loss=np.asarray(runs.epoch_loss),
-            params=runs.params,
-        )
-        for setting, (runs, accuracy) in zip(settings, outputs)
-    ]
-    return XorStudy((train_x, train_y), (eval_x, eval_y), results, compile_seconds, run_seconds)
+    results = {}
+    for group, (runs, accuracy) in zip(groups, outputs):
+        for row, setting in enumerate(group):
+            params = own_params(runs.params, group, row,
+                                layer_shapes(config, setting, train_x.shape[1]))
+            results[setting] = SettingResult(
+                setting=setting,
+                num_params=sum(leaf[0].size for leaf in jax.tree.leaves(params)),
+                eval_accuracy=accuracy[:, row],
+                epoch_loss=runs.epoch_loss[:, :, row],
+                params=params,
+            )
+    return XorStudy((train_x, train_y), (eval_x, eval_y), [results[s] for s in settings],
+                    compile_seconds, run_seconds)
 
 
 def results_table(results: list[SettingResult]) -> str:

@@ -11,7 +11,8 @@ about 0.5 ms per 2,500 examples on CPU, more than a whole epoch of a small MLP.
 Suited to models whose only variables are `params` (MLPs, small CNNs, no BatchNorm);
 dropout draws from the rng stream 'dropout'. On XLA:CPU the weight gradients of
 `nn.Conv` run 8-10x slower inside loops than in a jitted step (benchmarks/README.md):
-train `nn.Conv` models with `jaxcx.train.loop` there. The last minibatch of an epoch is padded
+there, use `jaxcx.models.layers.PatchConv` (e.g. `seed001_cnn` with `patch_conv=True`)
+or train with `jaxcx.train.loop`. The last minibatch of an epoch is padded
 and masked, so each epoch sees every example exactly once, as a PyTorch DataLoader
 without `drop_last` does.
 """
@@ -35,7 +36,7 @@ class SeedRun(NamedTuple):
     """Outcome of training: with a leading seed axis K when produced by `fit_seeds`."""
 
     params: PyTree
-    epoch_loss: jax.Array  # [num_epochs] mean training loss of each epoch
+    epoch_loss: jax.Array  # [num_epochs, ...] mean training loss of each epoch
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -56,13 +57,23 @@ def epoch_orders(keys: jax.Array, num_epochs: int, num_examples: int) -> np.ndar
     return orders
 
 
-def small_model_compiler_options() -> dict[str, str]:
-    """XLA options for tiny models: on CPU, plain XLA dots instead of XNNPACK (YNN) fusions.
+def small_model_compiler_options(fast_compile: bool = False) -> dict[str, str | int | bool]:
+    """XLA options for tiny models on CPU (none elsewhere).
 
-    An XOR MLP step (width 3, depth 3, batch 128) takes 8 us with plain dots and 22 us
-    with YNN fusions, whose per-call cost dwarfs matrices this small.
+    Plain XLA dots instead of XNNPACK (YNN) fusions: an XOR MLP step (width 3, depth 3,
+    batch 128) takes 8 us with plain dots and 22 us with YNN fusions, whose per-call cost
+    dwarfs matrices this small. With `fast_compile`, also the classic loop emitters and
+    LLVM at optimisation level 1, for programs that run about as long as they compile:
+    XLA:CPU compiles every fusion as its own LLVM kernel (about 13 ms each with the
+    default emitters at level 2). That compiles the seed 001 XOR study 2.5x faster (its
+    wall time 4.3 -> 2.6 s), but makes a single scanned XOR MLP step 1.4x slower.
     """
-    return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
+    if jax.default_backend() != "cpu":
+        return {}
+    options: dict[str, str | int | bool] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+    if fast_compile:
+        options.update(xla_cpu_use_fusion_emitters=False, xla_backend_optimization_level=1)
+    return options
 
 
 def init_params(model: nn.Module, key: jax.Array, sample_input: jax.Array) -> PyTree:
@@ -91,7 +102,10 @@ def make_trainer(
     Trains from the given initial `params`. `data` maps names to arrays sharing the
     leading example axis: 'image' is the model input; minibatches of every entry, plus
     'mask', go to `loss_fn`. `orders` [E, N] (from `epoch_orders`) gives each epoch's
-    example order; the first `num_epochs` are used.
+    example order; the first `num_epochs` are used. `loss_fn` may return arrays of sums,
+    one per independent model packed into `model` (as the XOR study's stacked MLPs):
+    the objective is then the sum of their means, which gives each model its own
+    gradient, and `epoch_loss` has their shape after the epoch axis.
     """
 
     def mean_loss(params, batch, dropout_key):
@@ -99,7 +113,7 @@ def make_trainer(
             {"params": params}, batch["image"], train=True, rngs={"dropout": dropout_key}
         )
         total, weight = loss_fn(logits, batch)
-        return total / weight, (total, weight)
+        return jnp.sum(total / weight), (total, weight)
 
     grad_fn = jax.grad(mean_loss, has_aux=True)
 
@@ -124,7 +138,7 @@ def make_trainer(
             order = jnp.pad(order, (0, padding)).reshape(num_steps, batch_size)
             step_keys = jax.random.split(jax.random.fold_in(dropout_key, epoch_index), num_steps)
             carry, (totals, weights) = jax.lax.scan(step, carry, (order, mask, step_keys))
-            return carry, jnp.sum(totals) / jnp.sum(weights)
+            return carry, jnp.sum(totals, axis=0) / jnp.sum(weights, axis=0)
 
         carry = (params, optimizer.init(params))
         epochs = (jnp.arange(num_epochs), orders[:num_epochs])
