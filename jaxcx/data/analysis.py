@@ -304,7 +304,7 @@ def analyze(
          for group, member in groups.items() if member.any()])
     three_channel = int((stats.channels == 3).sum())
     lines += [f"- 3-channel images: {three_channel} of {len(stats.ids)}",
-              f"- Channel counts: " + ", ".join(
+              "- Channel counts: " + ", ".join(
                   f"{c}: {n}" for c, n in zip(*np.unique(stats.channels, return_counts=True))),
               ""]
 

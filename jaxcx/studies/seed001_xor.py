@@ -11,7 +11,6 @@ generated evaluation set, as in the seed.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import time

@@ -67,7 +67,3 @@ def create_train_state(model: flax.linen.Module, tx: optax.GradientTransformatio
         tx=tx,
     )
 
-
-def count_params(params: PyTree) -> int:
-    """Number of scalar parameters in a pytree."""
-    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -1,3 +1,5 @@
 """TFDS builder for the Kaggle chest X-ray pneumonia folders (seed 000)."""
 
 from jaxcx.data.tfds.chest_xray_pneumonia.chest_xray_pneumonia_dataset_builder import Builder
+
+__all__ = ["Builder"]
