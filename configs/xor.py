@@ -27,9 +27,6 @@ def get_config(arg=None):
     config.train.batch_size = 32
     config.train.eval_batch_size = 500
     config.train.log_every_steps = 10
-    # `width`/`depth` shortcuts for the model's shape, as in `configs/xor.py:width=3,depth=2`.
-    shortcuts = {f"{key}=": f"model.{key}=" for key in ("width", "depth", "activation")}
-    for short, full in shortcuts.items():
-        arg = ",".join(full + t[len(short):] if t.strip().startswith(short) else t
-                       for t in (arg or "").split(",")) if arg else arg
-    return parse_arg(arg, VARIANTS, config)
+    # Shortcuts for the model's shape, as in `configs/xor.py:width=3,depth=2`.
+    aliases = {key: f"model.{key}" for key in ("width", "depth", "activation")}
+    return parse_arg(arg, VARIANTS, config, aliases)

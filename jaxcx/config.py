@@ -76,14 +76,16 @@ def base_config() -> ConfigDict:
 
 
 def parse_arg(arg: str | None, variants: Mapping[str, Callable[[ConfigDict], None]],
-              config: ConfigDict) -> ConfigDict:
+              config: ConfigDict, aliases: Mapping[str, str] | None = None) -> ConfigDict:
     """Applies a `get_config` argument: variant names and `field=value` pairs, comma separated.
 
-    `variants` maps a variant name to a function that edits the config in place.
+    `variants` maps a variant name to a function that edits the config in place;
+    `aliases` maps short field names to full paths (`{'width': 'model.width'}`).
     """
     for token in filter(None, (t.strip() for t in (arg or "").split(","))):
         if "=" in token:
-            apply_overrides(config, [token])
+            field, value = token.split("=", 1)
+            apply_overrides(config, [f"{(aliases or {}).get(field, field)}={value}"])
         elif token in variants:
             variants[token](config)
         else:

@@ -134,10 +134,6 @@ def _resolve_loss(config: ml_collections.ConfigDict, data: DataBundle) -> Loss:
     return make_loss(loss_cfg)
 
 
-def _num_outputs_classes(data: DataBundle) -> int:
-    return max(data.num_classes, 2)
-
-
 def initial_params(config: ml_collections.ConfigDict, fresh_params: dict) -> dict:
     """Fresh parameters, or those of `config.init_from.workdir`'s best checkpoint (all of
     them, or only the subtrees named in `config.init_from.subtrees`)."""
@@ -173,7 +169,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
         params = initial_params(config, state.params)
         state = state.replace(params=params, opt_state=tx.init(params))
     state = sharding.replicate(state, mesh)
-    train_step, eval_step = compile_steps(loss, mesh, _num_outputs_classes(data))
+    train_step, eval_step = compile_steps(loss, mesh, data.num_classes)
     evaluate = Evaluator(eval_step, loss, mesh, train_cfg.eval_batch_size, data.class_names,
                          data.eval_transforms, data.worker_count)
 
@@ -311,7 +307,7 @@ def evaluate_best(config: ml_collections.ConfigDict, workdir: str | Path, data: 
     mesh = mesh or sharding.make_mesh()
     state, best_step = restore_best(config, workdir, data, mesh)
     loss = _resolve_loss(config, data)
-    _, eval_step = compile_steps(loss, mesh, _num_outputs_classes(data))
+    _, eval_step = compile_steps(loss, mesh, data.num_classes)
     evaluator = Evaluator(eval_step, loss, mesh, config.train.eval_batch_size, data.class_names,
                           data.eval_transforms, data.worker_count)
     return evaluator(state, source, prefix, keep_ids=keep_ids), best_step
