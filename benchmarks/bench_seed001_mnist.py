@@ -5,15 +5,15 @@
 Same model (conv 16@3x3, pool, conv 32@3x3, pool, linear 800->10; 12,810 parameters),
 batch, optimizer (Adam 1e-3, softmax cross-entropy) and step count on both sides, with
 the batches already in memory (random images: speed does not depend on content).
-jaxcx rows:
+jaxcx rows (`seed001_cnn`'s `conv` picks the form of its conv + ReLU + pool blocks):
 - `engine`: `jaxcx.train.steps.compile_steps`' jitted step, one call per batch, as
-  `jaxcx.train.loop.fit` runs it (the first call's compile time is printed);
-- `engine, small-model XLA options`: the same step compiled with
-  `compile_steps(..., compiler_options=multiseed.small_model_compiler_options())`;
-- `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`
-  (XLA:CPU runs the `nn.Conv` weight gradients slowly inside loops);
-- `patch conv` rows: `seed001_cnn` with `patch_conv=True` (`jaxcx.models.layers.PatchConv`:
-  shifted slices + one matmul, parameters and outputs identical to `nn.Conv`).
+  `jaxcx.train.loop.fit` runs it for `configs/mnist.py`: `conv="fused"` (the default,
+  `jaxcx.models.layers.ConvReluPool`) compiled with `small_model_compiler_options()`
+  (`train.xla_small_model`); the first call's compile time is printed;
+- `engine, default XLA options`: the same step with XLA's default options;
+- `engine, conv='xla'`: the engine step with `nn.Conv` + ReLU + `max_pool_2x2`;
+- `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`,
+  with `conv="patch"` (`PatchConv`: XLA:CPU runs `nn.Conv` weight gradients slowly in loops).
 Ratios are torch time over jaxcx time, against the fastest torch thread count timed.
 """
 
@@ -34,7 +34,7 @@ from jaxcx.train import multiseed, sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
-from jaxcx.train.steps import compile_steps
+from jaxcx.train.steps import compile_steps, small_model_compiler_options
 
 _STEPS = flags.DEFINE_integer("steps", 200, "training steps per timing")
 _BATCH_SIZE = 64
@@ -71,7 +71,7 @@ def scan_speed(model, optimizer, loss, images, labels, repeats):
     orders = multiseed.epoch_orders(key[None], 1, len(data["label"]))[0]
     trainer = multiseed.make_seed_trainer(model, optimizer, loss, num_epochs=1, batch_size=_BATCH_SIZE)
     start = time.perf_counter()
-    compiled = jax.jit(trainer, compiler_options=multiseed.small_model_compiler_options())
+    compiled = jax.jit(trainer, compiler_options=small_model_compiler_options())
     compiled = compiled.lower(key, data, orders).compile()
     compile_seconds = time.perf_counter() - start
     return best_time(lambda: jax.block_until_ready(compiled(key, data, orders)), repeats), compile_seconds
@@ -110,19 +110,18 @@ def main(argv):
     optimizer, _ = make_optimizer(config.optim, steps)
     loss = make_loss(config.loss)
     num_images = steps * _BATCH_SIZE
-    cnn = build_model(config.study.candidate.model)
-    patch_cnn = build_model({**config.study.candidate.model.to_dict(), "patch_conv": True})
-    options = multiseed.small_model_compiler_options()
+    model_config = config.study.candidate.model.to_dict()
+    cnn = {form: build_model({**model_config, "conv": form}) for form in ("fused", "xla", "patch")}
+    fit_options = small_model_compiler_options() if config.train.xla_small_model else None
     rows = {
-        "engine (as fit runs it)": engine_speed(cnn, optimizer, loss, images, labels, repeats),
-        "engine, small-model XLA options": engine_speed(cnn, optimizer, loss, images, labels,
-                                                        repeats, options),
-        "scan (multiseed)": scan_speed(cnn, optimizer, loss, images, labels, repeats),
-        "engine, patch conv": engine_speed(patch_cnn, optimizer, loss, images, labels, repeats),
-        "engine + options, patch conv": engine_speed(patch_cnn, optimizer, loss, images, labels,
-                                                     repeats, options),
-        "scan (multiseed), patch conv": scan_speed(patch_cnn, optimizer, loss, images, labels,
-                                                   repeats),
+        "engine (as fit runs it)": engine_speed(cnn["fused"], optimizer, loss, images, labels,
+                                                repeats, fit_options),
+        "engine, default XLA options": engine_speed(cnn["fused"], optimizer, loss, images,
+                                                    labels, repeats),
+        "engine, conv='xla' (nn.Conv)": engine_speed(cnn["xla"], optimizer, loss, images,
+                                                     labels, repeats, fit_options),
+        "scan (multiseed), conv='patch'": scan_speed(cnn["patch"], optimizer, loss, images,
+                                                     labels, repeats),
     }
     reference = torch_seconds(images, labels, repeats)
     fastest = min(reference.values())

@@ -32,7 +32,7 @@ from jaxcx.train import multiseed, sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
-from jaxcx.train.steps import compile_steps
+from jaxcx.train.steps import compile_steps, small_model_compiler_options
 
 _PARTS = flags.DEFINE_list("parts", ["step", "study"], "which benchmarks: step, study")
 _STUDY_CONFIG = "configs/xor_study.py"
@@ -74,7 +74,7 @@ def bench_step(repeats: int) -> None:
 
     trainer = multiseed.make_seed_trainer(model, optimizer, loss, num_epochs=num_epochs, batch_size=batch_size)
     start = time.perf_counter()
-    scanned = jax.jit(trainer, compiler_options=multiseed.small_model_compiler_options())
+    scanned = jax.jit(trainer, compiler_options=small_model_compiler_options())
     scanned = scanned.lower(key, data, orders).compile()
     scan_compile = time.perf_counter() - start
     scan_seconds = best_time(lambda: jax.block_until_ready(scanned(key, data, orders)), repeats)

@@ -46,6 +46,7 @@ def get_config(arg=None):
     config.optim.learning_rate = 1e-3
     config.train.num_epochs = 10
     config.train.batch_size = 64
+    config.train.xla_small_model = True  # small matrices: plain XLA dots are faster
     config.train.eval_batch_size = 1000
     config.train.log_every_steps = 200
     config.train.best_metric = "val/accuracy"

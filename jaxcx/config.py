@@ -65,6 +65,9 @@ def base_config() -> ConfigDict:
                 "best_mode": "max",
                 "keep_checkpoints": 2,
                 "keep_best": 1,
+                # True: compile the steps with `small_model_compiler_options()` (XLA:CPU
+                # plain dots instead of XNNPACK: faster for small matrices, slower for big).
+                "xla_small_model": False,
             },
             "tracking": {"tensorboard": True, "wandb": False, "wandb_project": "jaxcx"},
             # Start from another run's best parameters: all of them, or only the named

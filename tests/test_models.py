@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxcx import models
-from jaxcx.models.layers import PatchConv, max_pool_2x2
+from jaxcx.models.layers import ConvReluPool, PatchConv, max_pool_2x2
 
 
 def abstract_variables(model, input_shape):
@@ -223,7 +223,7 @@ def test_summary_table_lists_layers_in_call_order():
     assert lines[0].split() == ["module", "type", "output", "shape", "params"]
     rows = [line.split()[0] for line in lines[2:6]]
     assert rows == ["(model)", "conv1", "conv2", "fc"]
-    assert "(1, 26, 26, 16)" in table and "8,010" in table
+    assert "(1, 13, 13, 16)" in table and "ConvReluPool" in table and "8,010" in table
     assert lines[-1] == "Total params: 12,810"
 
 
@@ -261,12 +261,73 @@ def test_patch_conv_equals_nn_conv_in_values_and_gradients(padding):
                  grads(patch), grads(conv))
 
 
-def test_seed001_cnn_patch_conv_keeps_parameters_and_outputs():
-    x = jax.random.normal(jax.random.key(2), (2, 28, 28, 1))
-    default = models.build_model({"name": "seed001_cnn"})
-    patch = models.build_model({"name": "seed001_cnn", "patch_conv": True})
-    variables = default.init(jax.random.key(0), x)
-    jax.tree.map(np.testing.assert_array_equal, patch.init(jax.random.key(0), x), variables)
-    assert count_params(patch, (1, 28, 28, 1)) == 12_810
-    np.testing.assert_allclose(patch.apply(variables, x), default.apply(variables, x),
+@pytest.mark.parametrize("form", ["fused", "patch"])
+def test_seed001_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
+    x = jax.random.normal(jax.random.key(2), (3, 28, 28, 1))
+    reference = models.build_model({"name": "seed001_cnn", "conv": "xla"})
+    model = models.build_model({"name": "seed001_cnn", "conv": form})
+    variables = reference.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, model.init(jax.random.key(0), x), variables)
+    assert count_params(model, (1, 28, 28, 1)) == 12_810
+    np.testing.assert_allclose(model.apply(variables, x), reference.apply(variables, x),
                                rtol=1e-5, atol=1e-5)
+
+    def grads(module):
+        return jax.grad(lambda v: jnp.sum(jnp.sin(module.apply(v, x))))(variables)
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads(model), grads(reference))
+
+
+def test_seed001_cnn_rejects_an_unknown_conv_form():
+    model = models.build_model({"name": "seed001_cnn", "conv": "winograd"})
+    with pytest.raises(ValueError, match="fused"):
+        model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+
+
+def _reference_conv_relu_pool(features, kernel_size):
+    conv = nn.Conv(features, kernel_size, padding="VALID")
+    return lambda x: nn.max_pool(nn.relu(conv(x)), (2, 2), strides=(2, 2)), conv
+
+
+@pytest.mark.parametrize(("shape", "kernel_size"), [((2, 9, 10, 1), (3, 3)),
+                                                    ((2, 8, 7, 1), (2, 3)),
+                                                    ((2, 9, 8, 4), (3, 3))])
+def test_conv_relu_pool_equals_conv_relu_max_pool(shape, kernel_size):
+    """Values, parameter gradients and input gradients, one-channel and multi-channel input."""
+    x = jax.random.normal(jax.random.key(3), shape)
+    layer = ConvReluPool(6, kernel_size)
+    conv = nn.Conv(6, kernel_size, padding="VALID")
+    params = conv.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, layer.init(jax.random.key(0), x), params)
+    reference = lambda p, x: nn.max_pool(nn.relu(conv.apply(p, x)), (2, 2), strides=(2, 2))
+    np.testing.assert_allclose(layer.apply(params, x), reference(params, x), rtol=1e-5, atol=1e-6)
+    weights = jax.random.normal(jax.random.key(4), reference(params, x).shape)
+
+    def grads(apply):
+        return jax.grad(lambda p, x: jnp.sum(apply(p, x) * weights), argnums=(0, 1))(params, x)
+
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads(layer.apply), grads(reference))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_relu_pool_sends_a_tied_window_gradient_to_its_first_maximum(channels):
+    """A blank image makes every conv output equal its bias: each window is a four-way tie,
+    and, as in PyTorch, only the first member (top-left) gets the gradient."""
+    x = jnp.zeros((1, 6, 6, channels))
+    layer = ConvReluPool(2, (3, 3))
+    params = {"params": {"kernel": jnp.ones((3, 3, channels, 2)), "bias": jnp.array([0.5, 1.0])}}
+    weights = jnp.arange(1.0, 9.0).reshape(1, 2, 2, 2)
+    grads = jax.grad(lambda p: jnp.sum(layer.apply(p, x) * weights))(params)["params"]
+    np.testing.assert_allclose(grads["bias"], weights.sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(grads["kernel"], jnp.zeros((3, 3, channels, 2)))
+
+
+def test_max_pool_2x2_gradient_of_ties_goes_to_the_first_maximum():
+    x = jnp.array([[1.0, 1.0, 0.0, 2.0], [1.0, 1.0, 2.0, 2.0]])[None, :, :, None]
+    grad = jax.grad(lambda x: jnp.sum(max_pool_2x2(x) * jnp.array([3.0, 5.0])[None, None, :, None]))(x)
+    np.testing.assert_array_equal(grad[0, :, :, 0], [[3.0, 0.0, 0.0, 5.0], [0.0, 0.0, 0.0, 0.0]])
+    reference = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2), strides=(2, 2))
+                                           * jnp.array([3.0, 5.0])[None, None, :, None]))(x)
+    np.testing.assert_array_equal(grad, reference)

@@ -1,34 +1,48 @@
 """Seed CNNs: seed 001's MNIST CNN, seed 000's FlexModel, seed 003's CNN grid."""
 
-import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 
-from jaxcx.models.layers import PatchConv, activation_fn, flatten, max_pool_2x2
+from jaxcx.models.layers import ConvReluPool, PatchConv, activation_fn, flatten, max_pool_2x2
 from jaxcx.models.registry import register
+
+
+SEED001_CONV_FORMS = ("fused", "xla", "patch")
 
 
 @register("seed001_cnn")
 class Seed001CNN(nn.Module):
     """Seed 001's MNIST CNN: conv 16@3x3, ReLU, pool, conv 32@3x3, ReLU, pool, Dense logits.
 
-    Valid convolutions; 12,810 parameters on 28x28x1. With `patch_conv` the convolutions
-    are `PatchConv`s (same parameters and outputs as `nn.Conv`): on XLA:CPU that trains
-    about 10x faster inside `lax.scan` (`jaxcx.train.multiseed`), and no faster in a
-    jitted step (`jaxcx.train.loop`), where `nn.Conv` stays the default.
+    Valid convolutions; 12,810 parameters on 28x28x1. `conv` picks how each conv + ReLU +
+    pool block is computed; parameters, values and gradients are the same for all three:
+    "fused" (`ConvReluPool`, the fastest training step on XLA:CPU), "xla" (`nn.Conv`) or
+    "patch" (`PatchConv`, about 10x faster than `nn.Conv` inside `lax.scan`, as
+    `jaxcx.train.multiseed` trains).
     """
 
     num_classes: int = 10
-    patch_conv: bool = False
+    conv: str = "fused"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        conv = PatchConv if self.patch_conv else functools.partial(nn.Conv, padding="VALID")
-        x = max_pool_2x2(nn.relu(conv(16, (3, 3), name="conv1")(x)))
-        x = max_pool_2x2(nn.relu(conv(32, (3, 3), name="conv2")(x)))
+        for name, features in (("conv1", 16), ("conv2", 32)):
+            x = self._conv_relu_pool(features, name)(x)
         return nn.Dense(self.num_classes, name="fc")(flatten(x))
+
+    def _conv_relu_pool(self, features: int, name: str):
+        if self.conv == "fused":
+            return ConvReluPool(features, (3, 3), name=name)
+        if self.conv == "xla":
+            conv = nn.Conv(features, (3, 3), padding="VALID", name=name)
+        elif self.conv == "patch":
+            conv = PatchConv(features, (3, 3), name=name)
+        else:
+            raise ValueError(f"seed001_cnn conv must be one of {SEED001_CONV_FORMS}, "
+                             f"got {self.conv!r}")
+        return lambda x: max_pool_2x2(nn.relu(conv(x)))
 
 
 @register("flex_cnn")

@@ -31,18 +31,172 @@ def flatten(x: jax.Array) -> jax.Array:
     return x.reshape((x.shape[0], -1))
 
 
-def max_pool_2x2(x: jax.Array) -> jax.Array:
-    """2x2 max pooling with stride 2 over the H, W axes of `[..., H, W, C]` input.
+POOL_WINDOW_ORDER = ((0, 0), (0, 1), (1, 0), (1, 1))  # row-major, as PyTorch scans a window
 
-    Same values as `nn.max_pool(x, (2, 2), strides=(2, 2))` and PyTorch's `MaxPool2d(2)`
-    (an odd last row/column is dropped), written as reshape + max because the gradient of
-    `nn.max_pool` (select-and-scatter) is slow on XLA:CPU. Where a window holds several
-    equal maxima their gradient is shared between them instead of going to one.
-    """
+
+def _first_maximum_masks(candidates: list[jax.Array], maximum: jax.Array) -> list[jax.Array]:
+    """Per candidate, where it is the first of `candidates` to equal `maximum`."""
+    taken = jnp.zeros(maximum.shape, bool)
+    masks = []
+    for candidate in candidates:
+        hit = (candidate == maximum) & ~taken
+        masks.append(hit)
+        taken = taken | hit
+    return masks
+
+
+def _pool_windows(x: jax.Array) -> list[jax.Array]:
+    """The four [..., H // 2, W // 2, C] members of every 2x2 window, in window order."""
     *batch, height, width, channels = x.shape
     x = x[..., : height // 2 * 2, : width // 2 * 2, :]
     x = x.reshape(*batch, height // 2, 2, width // 2, 2, channels)
-    return x.max(axis=(-4, -2))
+    return [x[..., :, a, :, d, :] for a, d in POOL_WINDOW_ORDER]
+
+
+@jax.custom_vjp
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 over the H, W axes of `[..., H, W, C]` input.
+
+    Same values and gradients as `nn.max_pool(x, (2, 2), strides=(2, 2))` and PyTorch's
+    `MaxPool2d(2)`: an odd last row/column is dropped, and the gradient of a window goes
+    to its first maximum in row-major order. Written as reshape + max with a mask-select
+    gradient because `nn.max_pool`'s gradient (select-and-scatter) is slow on XLA:CPU.
+    """
+    *batch, height, width, channels = x.shape
+    x = x[..., : height // 2 * 2, : width // 2 * 2, :]
+    return x.reshape(*batch, height // 2, 2, width // 2, 2, channels).max(axis=(-4, -2))
+
+
+def _max_pool_forward(x):
+    pooled = max_pool_2x2(x)
+    return pooled, (x, pooled)
+
+
+def _max_pool_backward(residuals, grad):
+    x, pooled = residuals
+    masks = _first_maximum_masks(_pool_windows(x), pooled)
+    g00, g01, g10, g11 = (jnp.where(mask, grad, 0) for mask in masks)
+    rows = jnp.stack([jnp.stack([g00, g01], axis=-2), jnp.stack([g10, g11], axis=-2)], axis=-4)
+    *batch, height, width, channels = x.shape
+    grad_x = rows.reshape(*batch, height // 2 * 2, width // 2 * 2, channels)
+    pad = [(0, 0)] * len(batch) + [(0, height % 2), (0, width % 2), (0, 0)]
+    return (jnp.pad(grad_x, pad),)
+
+
+max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
+
+
+def _window_inputs(x: jax.Array, kernel_size: tuple[int, int]) -> jax.Array:
+    """For one-channel `x` [N, H, W, 1], the inputs of a valid convolution evaluated at the
+    positions of each member (a, d) of the 2x2 pooling windows over its output:
+    [kh * kw + 1, 4 * N * H' * W'], row (i, j) holding x[n, 2r + a + i, 2s + d + j] and the
+    last row ones (for the bias); H' = (H - kh + 1) // 2, W' likewise."""
+    kh, kw = kernel_size
+    x = x[..., 0]
+    rows, cols = (x.shape[1] - kh + 1) // 2, (x.shape[2] - kw + 1) // 2
+    taps = [jnp.stack([x[:, a + i: a + i + 2 * rows - 1: 2, d + j: d + j + 2 * cols - 1: 2]
+                       for a, d in POOL_WINDOW_ORDER])
+            for i in range(kh) for j in range(kw)]
+    return jnp.stack(taps + [jnp.ones_like(taps[0])]).reshape(kh * kw + 1, -1)
+
+
+def _window_members(x, kernel, bias):
+    """(inputs, members): `_window_inputs` and the biased convolution at each pooling-window
+    member's positions, [4, N, H', W', F]; a matrix product, so XLA stores it once instead
+    of recomputing it inside every consumer."""
+    kh, kw, _, features = kernel.shape
+    inputs = _window_inputs(x, (kh, kw))
+    weights = jnp.concatenate([kernel.reshape(kh * kw, features), bias[None]])
+    rows, cols = (x.shape[1] - kh + 1) // 2, (x.shape[2] - kw + 1) // 2
+    return inputs, (inputs.T @ weights).reshape(4, x.shape[0], rows, cols, features)
+
+
+@jax.custom_vjp
+def _one_channel_conv_relu_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """max_pool_2x2(relu(conv(x, kernel) + bias)) for `x` [N, H, W, 1], valid padding."""
+    return nn.relu(_window_members(x, kernel, bias)[1].max(axis=0))
+
+
+def _one_channel_forward(x, kernel, bias):
+    inputs, members = _window_members(x, kernel, bias)
+    return nn.relu(members.max(axis=0)), (x, kernel, inputs, members)
+
+
+def _one_channel_backward(residuals, grad):
+    x, kernel, inputs, members = residuals
+    kh, kw, _, features = kernel.shape
+    maximum = members.max(axis=0)
+    grad = jnp.where(maximum > 0, grad, 0)
+    grad_members = jnp.stack([jnp.where(mask, grad, 0) for mask in
+                              _first_maximum_masks(list(members), maximum)])
+    # Kernel and bias gradients as one matrix product: [taps + 1, M] @ [M, F].
+    grad_weights = inputs @ grad_members.reshape(-1, features)
+    grad_inputs = jnp.concatenate([kernel.reshape(kh * kw, features), jnp.zeros((1, features))]
+                                  ) @ grad_members.reshape(-1, features).T
+    _, input_pullback = jax.vjp(lambda x: _window_inputs(x, (kh, kw)), x)
+    (grad_x,) = input_pullback(grad_inputs)  # dead code unless the input gradient is used
+    return grad_x, grad_weights[:-1].reshape(kernel.shape), grad_weights[-1]
+
+
+_one_channel_conv_relu_pool.defvjp(_one_channel_forward, _one_channel_backward)
+
+
+def _convolve(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@jax.custom_vjp
+def _conv_relu_pool(x, kernel, bias):
+    """max_pool_2x2(relu(conv(x, kernel) + bias)) for `x` [N, H, W, C], valid padding."""
+    return max_pool_2x2(nn.relu(_convolve(x, kernel) + bias))
+
+
+def _conv_relu_pool_forward(x, kernel, bias):
+    conv = _convolve(x, kernel) + bias
+    return max_pool_2x2(nn.relu(conv)), (x, kernel, conv)
+
+
+def _conv_relu_pool_backward(residuals, grad):
+    x, kernel, conv = residuals
+    _, pool_pullback = jax.vjp(lambda conv: max_pool_2x2(nn.relu(conv)), conv)
+    (grad_conv,) = pool_pullback(grad)
+    grad_x, grad_kernel = jax.vjp(_convolve, x, kernel)[1](grad_conv)
+    # The bias gradient as a matrix product: XLA:CPU's reduction over N, H, W is slower.
+    flat = grad_conv.reshape(-1, grad_conv.shape[-1])
+    return grad_x, grad_kernel, jnp.ones(flat.shape[0], flat.dtype) @ flat
+
+
+_conv_relu_pool.defvjp(_conv_relu_pool_forward, _conv_relu_pool_backward)
+
+
+class ConvReluPool(nn.Module):
+    """Valid 2-D convolution, bias, ReLU and 2x2 max pooling in one layer.
+
+    Parameters (`kernel` [kh, kw, in, features], `bias`), initialisation, values and
+    gradients are those of `nn.Conv(features, kernel_size, padding="VALID")` followed by
+    `nn.relu` and `max_pool_2x2`. One-channel input (the first layer of an image model)
+    takes a faster path on XLA:CPU: the convolution is one matrix product evaluated at the
+    positions of each pooling-window member, so pooling is an elementwise maximum of four
+    arrays, and the kernel and bias gradients are one matrix product over the same inputs.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", nn.linear.default_kernel_init,
+                            (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        *batch, height, width, channels = x.shape
+        x = x.reshape(-1, height, width, channels)
+        if channels == 1:
+            pooled = _one_channel_conv_relu_pool(x, kernel, bias)
+        else:
+            pooled = _conv_relu_pool(x, kernel, bias)
+        return pooled.reshape(*batch, *pooled.shape[1:])
 
 
 class PatchConv(nn.Module):

@@ -31,6 +31,7 @@ from jaxcx.models.layers import activation_fn, flatten
 from jaxcx.train import multiseed
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
+from jaxcx.train.steps import small_model_compiler_options
 
 BOUNDARY_RANGE = (-0.5, 1.5)
 BOUNDARY_RESOLUTION = 101
@@ -268,7 +269,7 @@ def run_xor_study(config: ml_collections.ConfigDict) -> XorStudy:
     arguments = (keys, {"image": train_x, "label": train_y}, orders, eval_x, eval_y)
     start = time.perf_counter()
     program = jax.jit(make_study_program(config, groups),
-                      compiler_options=multiseed.small_model_compiler_options(fast_compile=True))
+                      compiler_options=small_model_compiler_options(fast_compile=True))
     compiled = program.lower(*arguments).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()

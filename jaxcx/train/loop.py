@@ -26,7 +26,7 @@ from jaxcx.train import sharding
 from jaxcx.train.losses import Loss, make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import TrainState, create_train_state
-from jaxcx.train.steps import compile_steps
+from jaxcx.train.steps import compile_steps, small_model_compiler_options
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -124,6 +124,10 @@ class Evaluator:
                           all_probs, all_labels, confusion, kept_ids)
 
 
+def _compiler_options(config: ml_collections.ConfigDict) -> dict | None:
+    return small_model_compiler_options() if config.train.get("xla_small_model") else None
+
+
 def _resolve_loss(config: ml_collections.ConfigDict, data: DataBundle) -> Loss:
     """The configured loss; class weights default to the training split's (seed 000)."""
     loss_cfg = ml_collections.ConfigDict(config.loss.to_dict())
@@ -169,7 +173,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
         params = initial_params(config, state.params)
         state = state.replace(params=params, opt_state=tx.init(params))
     state = sharding.replicate(state, mesh)
-    train_step, eval_step = compile_steps(loss, mesh, data.num_classes)
+    train_step, eval_step = compile_steps(loss, mesh, data.num_classes, _compiler_options(config))
     evaluate = Evaluator(eval_step, loss, mesh, train_cfg.eval_batch_size, data.class_names,
                          data.eval_transforms, data.worker_count)
 
@@ -307,7 +311,7 @@ def evaluate_best(config: ml_collections.ConfigDict, workdir: str | Path, data: 
     mesh = mesh or sharding.make_mesh()
     state, best_step = restore_best(config, workdir, data, mesh)
     loss = _resolve_loss(config, data)
-    _, eval_step = compile_steps(loss, mesh, data.num_classes)
+    _, eval_step = compile_steps(loss, mesh, data.num_classes, _compiler_options(config))
     evaluator = Evaluator(eval_step, loss, mesh, config.train.eval_batch_size, data.class_names,
                           data.eval_transforms, data.worker_count)
     return evaluator(state, source, prefix, keep_ids=keep_ids), best_step

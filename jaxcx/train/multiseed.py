@@ -11,7 +11,7 @@ about 0.5 ms per 2,500 examples on CPU, more than a whole epoch of a small MLP.
 Suited to models whose only variables are `params` (MLPs, small CNNs, no BatchNorm);
 dropout draws from the rng stream 'dropout'. On XLA:CPU the weight gradients of
 `nn.Conv` run 8-10x slower inside loops than in a jitted step (benchmarks/README.md):
-there, use `jaxcx.models.layers.PatchConv` (e.g. `seed001_cnn` with `patch_conv=True`)
+there, use `jaxcx.models.layers.PatchConv` (e.g. `seed001_cnn` with `conv="patch"`)
 or train with `jaxcx.train.loop`. The last minibatch of an epoch is padded
 and masked, so each epoch sees every example exactly once, as a PyTorch DataLoader
 without `drop_last` does.
@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from jaxcx.train.steps import small_model_compiler_options
 
 PyTree = Any
 Data = dict[str, jax.Array]
@@ -55,25 +57,6 @@ def epoch_orders(keys: jax.Array, num_epochs: int, num_examples: int) -> np.ndar
         orders[index] = rng.permuted(np.broadcast_to(np.arange(num_examples, dtype=np.int32),
                                                      (num_epochs, num_examples)), axis=1)
     return orders
-
-
-def small_model_compiler_options(fast_compile: bool = False) -> dict[str, str | int | bool]:
-    """XLA options for tiny models on CPU (none elsewhere).
-
-    Plain XLA dots instead of XNNPACK (YNN) fusions: an XOR MLP step (width 3, depth 3,
-    batch 128) takes 8 us with plain dots and 22 us with YNN fusions, whose per-call cost
-    dwarfs matrices this small. With `fast_compile`, also the classic loop emitters and
-    LLVM at optimisation level 1, for programs that run about as long as they compile:
-    XLA:CPU compiles every fusion as its own LLVM kernel (about 13 ms each with the
-    default emitters at level 2). That compiles the seed 001 XOR study 2.5x faster (its
-    wall time 4.3 -> 2.6 s), but makes a single scanned XOR MLP step 1.4x slower.
-    """
-    if jax.default_backend() != "cpu":
-        return {}
-    options: dict[str, str | int | bool] = {"xla_cpu_experimental_ynn_fusion_type": ""}
-    if fast_compile:
-        options.update(xla_cpu_use_fusion_emitters=False, xla_backend_optimization_level=1)
-    return options
 
 
 def init_params(model: nn.Module, key: jax.Array, sample_input: jax.Array) -> PyTree:

@@ -82,12 +82,31 @@ def eval_step(state: TrainState, batch: dict, loss: Loss, num_classes: int) -> d
     return out
 
 
+def small_model_compiler_options(fast_compile: bool = False) -> dict[str, str | int | bool]:
+    """XLA options for tiny models on CPU (none elsewhere).
+
+    Plain XLA dots instead of XNNPACK (YNN) fusions: an XOR MLP step (width 3, depth 3,
+    batch 128) takes 8 us with plain dots and 22 us with YNN fusions, whose per-call cost
+    dwarfs matrices this small. With `fast_compile`, also the classic loop emitters and
+    LLVM at optimisation level 1, for programs that run about as long as they compile:
+    XLA:CPU compiles every fusion as its own LLVM kernel (about 13 ms each with the
+    default emitters at level 2). That compiles the seed 001 XOR study 2.5x faster (its
+    wall time 4.3 -> 2.6 s), but makes a single scanned XOR MLP step 1.4x slower.
+    """
+    if jax.default_backend() != "cpu":
+        return {}
+    options: dict[str, str | int | bool] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+    if fast_compile:
+        options.update(xla_cpu_use_fusion_emitters=False, xla_backend_optimization_level=1)
+    return options
+
+
 def compile_steps(loss: Loss, mesh: Mesh, num_classes: int,
                   compiler_options: dict | None = None) -> tuple[StepFn, Callable]:
     """`train_step` and `eval_step` jitted over the mesh; the train state is donated.
 
-    `compiler_options` go to XLA (e.g. `multiseed.small_model_compiler_options()`, which
-    makes seed 001's CNN step 1.2x faster on CPU but FlexCNN's 1.6x slower).
+    `compiler_options` go to XLA (e.g. `small_model_compiler_options()`, which makes seed
+    001's CNN step 1.2x faster on CPU but FlexCNN's 1.6x slower).
     """
     state_sharding, data_sharding = replicated(mesh), batch_sharded(mesh)
     train = jax.jit(lambda s, b: train_step(s, b, loss),
