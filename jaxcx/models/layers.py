@@ -141,9 +141,24 @@ def _one_channel_backward(residuals, grad):
 _one_channel_conv_relu_pool.defvjp(_one_channel_forward, _one_channel_backward)
 
 
+def _crop_to_pooled(x, kernel):
+    """`x` without a last row/column that no pooled output depends on."""
+    kh, kw = kernel.shape[:2]
+    rows, cols = (x.shape[1] - kh + 1) // 2 * 2 + kh - 1, (x.shape[2] - kw + 1) // 2 * 2 + kw - 1
+    return x[:, :rows, :cols]
+
+
 def _convolve(x, kernel):
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _patches(x, kernel_size):
+    """[N, H', W', kh * kw * C] inputs of each output position of a valid convolution."""
+    kh, kw = kernel_size
+    rows, cols = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    return jnp.concatenate([x[:, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)],
+                           axis=-1)
 
 
 @jax.custom_vjp
@@ -159,9 +174,12 @@ def _conv_relu_pool_forward(x, kernel, bias):
 
 def _conv_relu_pool_backward(residuals, grad):
     x, kernel, conv = residuals
+    kh, kw, _, features = kernel.shape
     _, pool_pullback = jax.vjp(lambda conv: max_pool_2x2(nn.relu(conv)), conv)
     (grad_conv,) = pool_pullback(grad)
-    grad_x, grad_kernel = jax.vjp(_convolve, x, kernel)[1](grad_conv)
+    (grad_kernel,) = jax.vjp(lambda kernel: _convolve(x, kernel), kernel)[1](grad_conv)
+    grad_patches = grad_conv @ kernel.reshape(-1, features).T
+    (grad_x,) = jax.vjp(lambda x: _patches(x, (kh, kw)), x)[1](grad_patches)
     # The bias gradient as a matrix product: XLA:CPU's reduction over N, H, W is slower.
     flat = grad_conv.reshape(-1, grad_conv.shape[-1])
     return grad_x, grad_kernel, jnp.ones(flat.shape[0], flat.dtype) @ flat
@@ -175,10 +193,14 @@ class ConvReluPool(nn.Module):
 
     Parameters (`kernel` [kh, kw, in, features], `bias`), initialisation, values and
     gradients are those of `nn.Conv(features, kernel_size, padding="VALID")` followed by
-    `nn.relu` and `max_pool_2x2`. One-channel input (the first layer of an image model)
-    takes a faster path on XLA:CPU: the convolution is one matrix product evaluated at the
-    positions of each pooling-window member, so pooling is an elementwise maximum of four
-    arrays, and the kernel and bias gradients are one matrix product over the same inputs.
+    `nn.relu` and `max_pool_2x2`, arranged for XLA:CPU:
+    - one-channel input (the first layer of an image model): the convolution is one matrix
+      product evaluated at the positions of each pooling-window member, so pooling is an
+      elementwise maximum of four arrays, and the kernel and bias gradients are one matrix
+      product over the same inputs;
+    - more channels: `lax.conv` forward and kernel gradient, over the input rows and
+      columns the pooled output depends on; the input gradient as a matrix product
+      scattered back over the patches, the bias gradient as a matrix product.
     """
 
     features: int
@@ -195,7 +217,7 @@ class ConvReluPool(nn.Module):
         if channels == 1:
             pooled = _one_channel_conv_relu_pool(x, kernel, bias)
         else:
-            pooled = _conv_relu_pool(x, kernel, bias)
+            pooled = _conv_relu_pool(_crop_to_pooled(x, kernel), kernel, bias)
         return pooled.reshape(*batch, *pooled.shape[1:])
 
 
