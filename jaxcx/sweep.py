@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -133,6 +134,25 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 10.0) -> None:
+    """Returns once no trial is running: trials that other workers sharing the study are
+    still training could become the best. Trials whose worker died (no heartbeat) are
+    marked failed instead of waited for."""
+    announced = False
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if not running:
+            return
+        if not announced:
+            print(f"sweep: waiting for {len(running)} trial(s) still running in other workers "
+                  f"({', '.join(str(t.number) for t in running)})", flush=True)
+            announced = True
+        time.sleep(poll_seconds)
+
+
 @dataclasses.dataclass
 class SweepResult:
     """The study and its best trial, as config overrides and a run folder."""
@@ -146,7 +166,8 @@ class SweepResult:
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
               data_for: DataFn | None = None) -> SweepResult:
-    """Runs trials until `config.sweep.num_trials` have finished; returns the best."""
+    """Runs trials until `config.sweep.num_trials` have finished; returns the best, once
+    no worker sharing the study has a trial left running."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sweep_cfg = config.sweep
@@ -174,6 +195,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
             study.optimize(objective, n_trials=missing, catch=(NonFiniteLossError,),
                            callbacks=[optuna.study.MaxTrialsCallback(
                                sweep_cfg.num_trials, states=(optuna.trial.TrialState.COMPLETE,))])
+    wait_for_running_trials(study)
     if not finished_trials(study):
         raise RuntimeError(f"no trial of {study.study_name} finished; see {workdir}/trials")
     best = study.best_trial

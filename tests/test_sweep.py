@@ -1,12 +1,13 @@
 """The Optuna sweep: search-space sampling, overrides, and resuming up to a trial count."""
 
+import threading
 from pathlib import Path
 
 import optuna
 import pytest
 
 from jaxcx.config import ConfigError, load_config
-from jaxcx.sweep import param_overrides, run_config, run_sweep, suggest
+from jaxcx.sweep import param_overrides, run_config, run_sweep, suggest, wait_for_running_trials
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "pneumonia.py")
 
@@ -54,3 +55,15 @@ def test_sweep_resumes_up_to_the_requested_count(tmp_path):
     assert len(again.study.trials) == 3
     assert again.best_run.is_dir()
     assert any(o.startswith("optim.learning_rate=") for o in again.best_overrides)
+
+
+def test_best_trial_waits_for_trials_running_in_another_worker(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'sweep.db'}",
+                                         heartbeat_interval=60)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    other_worker = optuna.load_study(study_name=study.study_name, storage=storage)
+    running = other_worker.ask()  # started elsewhere, finishes after a moment, and best
+    threading.Timer(0.5, lambda: other_worker.tell(running, 0.9)).start()
+    wait_for_running_trials(study, poll_seconds=0.05)
+    assert study.best_value == 0.9

@@ -45,12 +45,11 @@ def _first_maximum_masks(candidates: list[jax.Array], maximum: jax.Array) -> lis
     return masks
 
 
-def _pool_windows(x: jax.Array) -> list[jax.Array]:
-    """The four [..., H // 2, W // 2, C] members of every 2x2 window, in window order."""
+def _pool_window_array(x: jax.Array) -> jax.Array:
+    """`[..., H, W, C]` as [..., H // 2, 2, W // 2, 2, C] windows (odd last row/column dropped)."""
     *batch, height, width, channels = x.shape
     x = x[..., : height // 2 * 2, : width // 2 * 2, :]
-    x = x.reshape(*batch, height // 2, 2, width // 2, 2, channels)
-    return [x[..., :, a, :, d, :] for a, d in POOL_WINDOW_ORDER]
+    return x.reshape(*batch, height // 2, 2, width // 2, 2, channels)
 
 
 @jax.custom_vjp
@@ -62,9 +61,7 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     to its first maximum in row-major order. Written as reshape + max with a mask-select
     gradient because `nn.max_pool`'s gradient (select-and-scatter) is slow on XLA:CPU.
     """
-    *batch, height, width, channels = x.shape
-    x = x[..., : height // 2 * 2, : width // 2 * 2, :]
-    return x.reshape(*batch, height // 2, 2, width // 2, 2, channels).max(axis=(-4, -2))
+    return _pool_window_array(x).max(axis=(-4, -2))
 
 
 def _max_pool_forward(x):
@@ -74,7 +71,9 @@ def _max_pool_forward(x):
 
 def _max_pool_backward(residuals, grad):
     x, pooled = residuals
-    masks = _first_maximum_masks(_pool_windows(x), pooled)
+    windows = _pool_window_array(x)
+    members = [windows[..., :, a, :, d, :] for a, d in POOL_WINDOW_ORDER]
+    masks = _first_maximum_masks(members, pooled)
     g00, g01, g10, g11 = (jnp.where(mask, grad, 0) for mask in masks)
     rows = jnp.stack([jnp.stack([g00, g01], axis=-2), jnp.stack([g10, g11], axis=-2)], axis=-4)
     *batch, height, width, channels = x.shape
