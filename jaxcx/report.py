@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import ml_collections
+import numpy as np
 
 from jaxcx import plots, tracking
 from jaxcx.data.registry import DataBundle
@@ -24,6 +26,18 @@ def metrics_table(rows: dict[str, dict[str, float]], keys=REPORT_KEYS) -> str:
     return "\n".join(lines)
 
 
+def roc_pr_inputs(name: str, probs: np.ndarray, labels: np.ndarray,
+                  class_names: Sequence[str]) -> tuple[dict[str, tuple], str]:
+    """`plots.roc_pr_curves` input and a title suffix: the run's curve for two classes,
+    one-vs-rest curves per class present for more."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    if probs.ndim == 1 or probs.shape[1] == 2:
+        return {name: (probs, labels)}, ""
+    curves = {class_name: (probs[:, k], labels == k) for k, class_name in enumerate(class_names)
+              if 0 < np.sum(labels == k) < len(labels)}
+    return curves, " (one class against the rest)"
+
+
 def write_run_report(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle,
                      result: FitResult) -> Path:
     """Draws the run's figures into `workdir/plots` and writes `workdir/report.md`."""
@@ -40,9 +54,9 @@ def write_run_report(config: ml_collections.ConfigDict, workdir: str | Path, dat
         figures.append(plots.per_class_accuracy(
             evals, plot_dir / "val_per_class_accuracy.png", f"{config.name}: per-class accuracy"))
     if best.probs is not None and not data.multilabel:
-        figures.append(plots.roc_pr_curves({config.name: (best.probs, best.labels)},
-                                           plot_dir / "val_roc_pr.png",
-                                           f"{config.name}: validation ROC and PR"))
+        curves, kind = roc_pr_inputs(config.name, best.probs, best.labels, data.class_names)
+        figures.append(plots.roc_pr_curves(curves, plot_dir / "val_roc_pr.png",
+                                           f"{config.name}: validation ROC and PR{kind}"))
     val = {k.removeprefix("val/"): v for k, v in best.metrics.items()}
     lines = [
         f"# {config.name}",
