@@ -136,8 +136,8 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 10.0) -> None:
     """Returns once no trial is running: trials that other workers sharing the study are
-    still training could become the best. Trials whose worker died (no heartbeat) are
-    marked failed instead of waited for."""
+    still training could become the best. A trial whose worker died is marked failed
+    once its heartbeat is older than the storage's grace period (2 minutes here)."""
     announced = False
     while True:
         with warnings.catch_warnings():

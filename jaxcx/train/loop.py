@@ -125,6 +125,7 @@ class Evaluator:
 
 
 def _compiler_options(config: ml_collections.ConfigDict) -> dict | None:
+    # .get: configs saved by runs from before the field existed lack it.
     return small_model_compiler_options() if config.train.get("xla_small_model") else None
 
 
