@@ -11,7 +11,7 @@ jaxcx rows (`seed001_cnn`'s `conv` picks the form of its conv + ReLU + pool bloc
   `jaxcx.models.layers.ConvReluPool`) compiled with `small_model_compiler_options()`
   (`train.xla_small_model`); the first call's compile time is printed;
 - `engine, default XLA options`: the same step with XLA's default options;
-- `engine, conv='xla'`: the engine step with `nn.Conv` + ReLU + `max_pool_2x2`;
+- `engine, conv='xla'`: the first row's step with `nn.Conv` + ReLU + `max_pool_2x2`;
 - `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`,
   with `conv="patch"` (`PatchConv`: XLA:CPU runs `nn.Conv` weight gradients slowly in loops).
 Ratios are torch time over jaxcx time, against the fastest torch thread count timed.
