@@ -85,14 +85,20 @@ def _max_pool_backward(residuals, grad):
 max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
 
 
+def _pooled_size(x: jax.Array, kernel_size: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of max_pool_2x2 over a valid convolution of `x` [N, H, W, C]."""
+    kh, kw = kernel_size
+    return (x.shape[1] - kh + 1) // 2, (x.shape[2] - kw + 1) // 2
+
+
 def _window_inputs(x: jax.Array, kernel_size: tuple[int, int]) -> jax.Array:
     """For one-channel `x` [N, H, W, 1], the inputs of a valid convolution evaluated at the
     positions of each member (a, d) of the 2x2 pooling windows over its output:
     [kh * kw + 1, 4 * N * H' * W'], row (i, j) holding x[n, 2r + a + i, 2s + d + j] and the
     last row ones (for the bias); H' = (H - kh + 1) // 2, W' likewise."""
     kh, kw = kernel_size
+    rows, cols = _pooled_size(x, kernel_size)
     x = x[..., 0]
-    rows, cols = (x.shape[1] - kh + 1) // 2, (x.shape[2] - kw + 1) // 2
     taps = [jnp.stack([x[:, a + i: a + i + 2 * rows - 1: 2, d + j: d + j + 2 * cols - 1: 2]
                        for a, d in POOL_WINDOW_ORDER])
             for i in range(kh) for j in range(kw)]
@@ -106,8 +112,8 @@ def _window_members(x, kernel, bias):
     kh, kw, _, features = kernel.shape
     inputs = _window_inputs(x, (kh, kw))
     weights = jnp.concatenate([kernel.reshape(kh * kw, features), bias[None]])
-    rows, cols = (x.shape[1] - kh + 1) // 2, (x.shape[2] - kw + 1) // 2
-    return inputs, (inputs.T @ weights).reshape(4, x.shape[0], rows, cols, features)
+    return inputs, (inputs.T @ weights).reshape(4, x.shape[0], *_pooled_size(x, (kh, kw)),
+                                                features)
 
 
 @jax.custom_vjp
@@ -130,8 +136,8 @@ def _one_channel_backward(residuals, grad):
                               _first_maximum_masks(list(members), maximum)])
     # Kernel and bias gradients as one matrix product: [taps + 1, M] @ [M, F].
     grad_weights = inputs @ grad_members.reshape(-1, features)
-    grad_inputs = jnp.concatenate([kernel.reshape(kh * kw, features), jnp.zeros((1, features))]
-                                  ) @ grad_members.reshape(-1, features).T
+    grad_inputs = (jnp.pad(kernel.reshape(kh * kw, features), ((0, 1), (0, 0)))
+                   @ grad_members.reshape(-1, features).T)  # no gradient for the ones row
     _, input_pullback = jax.vjp(lambda x: _window_inputs(x, (kh, kw)), x)
     (grad_x,) = input_pullback(grad_inputs)  # dead code unless the input gradient is used
     return grad_x, grad_weights[:-1].reshape(kernel.shape), grad_weights[-1]
@@ -143,8 +149,8 @@ _one_channel_conv_relu_pool.defvjp(_one_channel_forward, _one_channel_backward)
 def _crop_to_pooled(x, kernel):
     """`x` without a last row/column that no pooled output depends on."""
     kh, kw = kernel.shape[:2]
-    rows, cols = (x.shape[1] - kh + 1) // 2 * 2 + kh - 1, (x.shape[2] - kw + 1) // 2 * 2 + kw - 1
-    return x[:, :rows, :cols]
+    rows, cols = _pooled_size(x, (kh, kw))
+    return x[:, :2 * rows + kh - 1, :2 * cols + kw - 1]
 
 
 def _convolve(x, kernel):
@@ -152,12 +158,22 @@ def _convolve(x, kernel):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _patches(x, kernel_size):
-    """[N, H', W', kh * kw * C] inputs of each output position of a valid convolution."""
+def _patches(x: jax.Array, kernel_size: tuple[int, int]) -> jax.Array:
+    """[..., H', W', kh * kw * C] inputs of each output position of a valid convolution of
+    `x` [..., H, W, C], in the order of a kernel [kh, kw, C, F] reshaped to [kh * kw * C, F]."""
     kh, kw = kernel_size
-    rows, cols = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    return jnp.concatenate([x[:, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)],
-                           axis=-1)
+    rows, cols = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
+    return jnp.concatenate([x[..., i:i + rows, j:j + cols, :]
+                            for i in range(kh) for j in range(kw)], axis=-1)
+
+
+def _conv_parameters(module: nn.Module, kernel_size: tuple[int, int], in_features: int,
+                     features: int) -> tuple[jax.Array, jax.Array]:
+    """`kernel` [kh, kw, in, features] and `bias` of `module`, initialised as `nn.Conv`'s."""
+    kernel = module.param("kernel", nn.linear.default_kernel_init,
+                          (*kernel_size, in_features, features))
+    bias = module.param("bias", nn.initializers.zeros_init(), (features,))
+    return kernel, bias
 
 
 @jax.custom_vjp
@@ -207,10 +223,7 @@ class ConvReluPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", nn.linear.default_kernel_init,
-                            (kh, kw, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel, bias = _conv_parameters(self, self.kernel_size, x.shape[-1], self.features)
         *batch, height, width, channels = x.shape
         x = x.reshape(-1, height, width, channels)
         if channels == 1:
@@ -236,14 +249,8 @@ class PatchConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", nn.linear.default_kernel_init,
-                            (kh, kw, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel, bias = _conv_parameters(self, self.kernel_size, x.shape[-1], self.features)
         if self.padding != "VALID":
             (top, bottom), (left, right) = self.padding
             x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(top, bottom), (left, right), (0, 0)])
-        height, width = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
-        patches = jnp.concatenate([x[..., i:i + height, j:j + width, :]
-                                   for i in range(kh) for j in range(kw)], axis=-1)
-        return patches @ kernel.reshape(-1, self.features) + bias
+        return _patches(x, self.kernel_size) @ kernel.reshape(-1, self.features) + bias
