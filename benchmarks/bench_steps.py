@@ -27,6 +27,10 @@ CASES = {
     "seed001_cnn, batch 64": ({"name": "seed001_cnn"}, (28, 28, 1), 64, "softmax_ce", 10),
     "flex_cnn 64 px, batch 32": ({"name": "flex_cnn", "num_classes": 2}, (64, 64, 1), 32,
                                  "softmax_ce", 2),
+    "  + BatchNorm": ({"name": "flex_cnn", "num_classes": 2, "regularisation": True,
+                       "dropout_rate": 0.0}, (64, 64, 1), 32, "softmax_ce", 2),
+    "  + BatchNorm + dropout 0.5": ({"name": "flex_cnn", "num_classes": 2,
+                                     "regularisation": True}, (64, 64, 1), 32, "softmax_ce", 2),
 }
 
 
