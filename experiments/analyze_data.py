@@ -48,9 +48,7 @@ def _splits_from_folder(root: str, layout: str) -> dict:
     return splits
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main() -> None:
     if (FLAGS.config is None) == (_DATA_ROOT.value is None):
         raise app.UsageError("give exactly one of --config or --data_root")
     workdir = launch.require_workdir()

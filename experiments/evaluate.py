@@ -40,9 +40,7 @@ def _chosen_run(workdir: Path) -> Path:
                        "or name the run with --run")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
     workdir = Path(launch.require_workdir())
     run_dir = _chosen_run(workdir)
     if not (run_dir / CONFIG_FILE).exists():

@@ -23,9 +23,7 @@ _EXPORT = flags.DEFINE_string("export", None, "copy report.md and its figures to
 FLAGS.set_default("config", "configs/pneumonia.py:quick")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
     config = launch.config_from_flags()
     fingerprint = config.copy_and_resolve_references()
     with fingerprint.unlocked():  # more seeds or trials later extend the study

@@ -17,9 +17,7 @@ from jaxcx.workdir import prepare_workdir
 FLAGS = launch.FLAGS
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
     config = launch.config_from_flags()
     if "sweep" not in config:
         raise launch.ConfigError(f"{FLAGS.config} has no `sweep` section to search over")

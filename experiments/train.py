@@ -17,9 +17,7 @@ from jaxcx.workdir import prepare_workdir
 FLAGS = launch.FLAGS
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
     launch.init_distributed()
     config = launch.config_from_flags()
     workdir = prepare_workdir(launch.require_workdir(), config, overwrite=FLAGS.overwrite)

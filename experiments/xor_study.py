@@ -13,9 +13,7 @@ from jaxcx.workdir import prepare_workdir
 launch.FLAGS.set_default("config", "configs/xor_study.py")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise launch.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main():
     config = launch.config_from_flags()
     workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
     study = seed001_xor.run_xor_study(config)

@@ -37,8 +37,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
             FileNotFoundError)
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-    """Runs an experiment's `main(argv)` with config overrides split off."""
+def run(main: Callable[[], None]) -> None:
+    """Runs an experiment's `main()` with config overrides split off; positional
+    arguments are refused (every input is a flag)."""
     argv, overrides = split_override_flags(sys.argv)
     _OVERRIDES[:] = overrides
 
@@ -46,7 +47,9 @@ def run(main: Callable[[list[str]], None]) -> None:
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)  # Orbax and grain log every save at INFO
         try:
-            main(args)
+            if len(args) > 1:
+                raise ConfigError(f"unexpected arguments: {' '.join(args[1:])}")
+            main()
         except user_errors() as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

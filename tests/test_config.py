@@ -1,6 +1,9 @@
 """Config files, variants, overrides and run folders fail early and clearly."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +86,13 @@ def test_unwritable_workdir(tmp_path):
     blocker.write_text("x")  # a file where a parent folder should be: mkdir fails
     with pytest.raises(WorkdirError, match="cannot write to --workdir"):
         prepare_workdir(blocker / "run", load_config(XOR))
+
+
+def test_entry_points_refuse_stray_positional_arguments(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config=configs/xor.py",
+         f"--workdir={tmp_path / 'run'}", "configs/xor.py"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unexpected arguments: configs/xor.py" in result.stderr
+    assert not (tmp_path / "run").exists()
