@@ -24,7 +24,7 @@ from jaxcx.train.steps import compile_steps, train_step
 CASES = {
     "xor_mlp w3 d3, batch 128": ({"name": "xor_mlp", "width": 3, "depth": 3}, (2,), 128,
                                  "sigmoid_bce", 2),
-    "seed001_cnn, batch 64": ({"name": "seed001_cnn"}, (28, 28, 1), 64, "softmax_ce", 10),
+    "mnist_cnn, batch 64": ({"name": "mnist_cnn"}, (28, 28, 1), 64, "softmax_ce", 10),
     "flex_cnn 64 px, batch 32": ({"name": "flex_cnn", "num_classes": 2}, (64, 64, 1), 32,
                                  "softmax_ce", 2),
     "  + BatchNorm": ({"name": "flex_cnn", "num_classes": 2, "regularisation": True,

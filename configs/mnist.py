@@ -38,7 +38,7 @@ VARIANTS = {"sgd": _sgd, "smoke": _smoke}
 def get_config(arg=None):
     config = base_config()
     config.name = "mnist_study"
-    config.model = {"name": "seed001_cnn"}  # replaced by each model of `study` in turn
+    config.model = {"name": "mnist_cnn"}  # replaced by each model of `study` in turn
     config.data = {"name": "mnist", "root": default_mnist_root(), "verify": False,
                    "val_size": 5000, "generated": False}
     config.loss.name = "softmax_ce"
@@ -54,6 +54,6 @@ def get_config(arg=None):
     config.study = {
         "baseline": {"run": "feed_forward", "label": "Feed Forward",
                      "model": {"name": "mlp", "hidden": (128, 64)}},
-        "candidate": {"run": "cnn", "label": "CNN", "model": {"name": "seed001_cnn"}},
+        "candidate": {"run": "cnn", "label": "CNN", "model": {"name": "mnist_cnn"}},
     }
     return parse_arg(arg, VARIANTS, config)

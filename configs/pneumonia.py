@@ -105,7 +105,7 @@ def get_config(arg=None):
                     "activation": "relu", "regularisation": False, "dropout_rate": 0.5,
                     "batch_norm_momentum": 0.9}
     config.data = {
-        "name": "chest_xray", "root": "", "split": "seed000", "image_size": 224, "channels": 1,
+        "name": "chest_xray", "root": "", "split": "resplit", "image_size": 224, "channels": 1,
         "resize_mode": "stretch", "normalization": "standardize", "on_bad_input": "raise",
         "cache_dir": "", "worker_count": 0,
         "augment": {"enabled": False, "p": 0.2, "rotation_degrees": 5.0,

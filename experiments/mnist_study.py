@@ -9,7 +9,7 @@ Reads MNIST from ../shared/data/mnist (or --config.data.root); each model trains
 """
 
 from jaxcx import launch
-from jaxcx.studies import seed001_mnist
+from jaxcx.studies import mnist as mnist_study
 from jaxcx.workdir import prepare_workdir
 
 launch.FLAGS.set_default("config", "configs/mnist.py")
@@ -18,9 +18,9 @@ launch.FLAGS.set_default("config", "configs/mnist.py")
 def main():
     config = launch.config_from_flags()
     workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
-    results = seed001_mnist.run_mnist_study(config, workdir)
-    print(seed001_mnist.comparison_table(*results))
-    print(f"report: {seed001_mnist.write_report(results, config, workdir)}")
+    results = mnist_study.run_mnist_study(config, workdir)
+    print(mnist_study.comparison_table(*results))
+    print(f"report: {mnist_study.write_report(results, config, workdir)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Writes report.md (Table 1 and figures), results.json, config.json and plots/ to 
 """
 
 from jaxcx import launch
-from jaxcx.studies import seed001_xor
+from jaxcx.studies import xor as xor_study
 from jaxcx.workdir import prepare_workdir
 
 launch.FLAGS.set_default("config", "configs/xor_study.py")
@@ -16,10 +16,10 @@ launch.FLAGS.set_default("config", "configs/xor_study.py")
 def main():
     config = launch.config_from_flags()
     workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
-    study = seed001_xor.run_xor_study(config)
-    print(seed001_xor.results_table(study.results))
+    study = xor_study.run_xor_study(config)
+    print(xor_study.results_table(study.results))
     print(f"compile {study.compile_seconds:.1f} s, run {study.run_seconds:.2f} s; "
-          f"report: {seed001_xor.write_report(study, config, workdir)}")
+          f"report: {xor_study.write_report(study, config, workdir)}")
 
 
 if __name__ == "__main__":

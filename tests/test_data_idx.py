@@ -10,7 +10,7 @@ import pytest
 from jaxcx.data.class_split import (
     FMNIST1_CLASSES,
     FMNIST2_CLASSES,
-    SEED003_FRACTIONS,
+    FASHION_SPLIT_FRACTIONS,
     SubsetSource,
     make_class_split,
     nested_fractions,
@@ -109,10 +109,10 @@ def test_class_split_balanced_sizes_and_relabel():
 def test_nested_fractions_are_balanced_subsets():
     train_labels = _labels(100)
     split = make_class_split(train_labels, _labels(5), FMNIST1_CLASSES, train_size=400, val_size=100)
-    subsets = nested_fractions(split["train"], train_labels[split["train"]], SEED003_FRACTIONS, seed=2)
-    sizes = [len(subsets[f]) for f in SEED003_FRACTIONS]
-    assert sizes == [int(round(f * 400)) for f in SEED003_FRACTIONS]
-    for small, large in zip(SEED003_FRACTIONS, SEED003_FRACTIONS[1:]):
+    subsets = nested_fractions(split["train"], train_labels[split["train"]], FASHION_SPLIT_FRACTIONS, seed=2)
+    sizes = [len(subsets[f]) for f in FASHION_SPLIT_FRACTIONS]
+    assert sizes == [int(round(f * 400)) for f in FASHION_SPLIT_FRACTIONS]
+    for small, large in zip(FASHION_SPLIT_FRACTIONS, FASHION_SPLIT_FRACTIONS[1:]):
         assert set(subsets[small]) <= set(subsets[large])
     assert set(subsets[1.0]) == set(split["train"])
     assert set(np.bincount(train_labels[subsets[0.05]])[list(FMNIST1_CLASSES)]) == {4}

@@ -50,7 +50,7 @@ def test_summarize_binary_hand_computed():
     assert (out["tp"], out["fp"], out["tn"], out["fn"]) == (35, 10, 50, 5)
 
 
-def test_summarize_seed004_all_positive_predictions():
+def test_summarize_covid_all_positive_predictions():
     # seed 004: tp 1903 fp 1712 tn 0 fn 0 -> accuracy = precision 0.5264, recall 1.
     out = metrics.summarize_confusion(np.array([[0, 1712], [0, 1903]]))
     assert out["accuracy"] == pytest.approx(0.5264177)

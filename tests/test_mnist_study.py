@@ -8,7 +8,7 @@ import pytest
 from jaxcx.config import load_config
 from jaxcx.data.errors import DataError
 from jaxcx.models import build_model, summary
-from jaxcx.studies import seed001_mnist
+from jaxcx.studies import mnist as mnist_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def test_parameter_counts_match_the_seed(config):
 
 
 def test_walkthrough_explains_the_800_features(config):
-    table, features = seed001_mnist.shape_walkthrough(config.study.candidate.model)
+    table, features = mnist_study.shape_walkthrough(config.study.candidate.model)
     assert features == 800
     shapes = [line.rsplit("|", 2)[-2].strip() for line in table.splitlines()[2:]]
     assert shapes == ["28 x 28 x 1", "26 x 26 x 16", "13 x 13 x 16", "11 x 11 x 32",
@@ -34,10 +34,10 @@ def test_walkthrough_explains_the_800_features(config):
 
 def test_comparison_table_gives_difference_and_increase():
     def result(label, per_digit, overall):
-        return seed001_mnist.ModelResult(label.lower(), label, 0, "", {"test/accuracy": overall},
+        return mnist_study.ModelResult(label.lower(), label, 0, "", {"test/accuracy": overall},
                                          np.asarray(per_digit), np.zeros((10, 10)), 0, 0.0, Path())
 
-    table = seed001_mnist.comparison_table(result("FF", [0.9] * 10, 0.9), result("CNN", [0.99] * 10, 0.99))
+    table = mnist_study.comparison_table(result("FF", [0.9] * 10, 0.9), result("CNN", [0.99] * 10, 0.99))
     lines = table.splitlines()
     assert lines[0].startswith("| Digit | FF | CNN | Difference |")
     assert lines[2] == "| 0 | 0.9000 | 0.9900 | +0.0900 | +9.00 | +10.00 |"
@@ -46,20 +46,20 @@ def test_comparison_table_gives_difference_and_increase():
 
 def test_missing_mnist_says_where_to_put_it(tmp_path):
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz.*--config\.data\.root"):
-        seed001_mnist.require_mnist(tmp_path)
+        mnist_study.require_mnist(tmp_path)
 
 
 def test_shared_mnist_is_complete(shared_data):
-    assert seed001_mnist.require_mnist(shared_data / "mnist")
+    assert mnist_study.require_mnist(shared_data / "mnist")
 
 
 @pytest.mark.slow
 def test_smoke_study_on_generated_idx_writes_report(tmp_path):
     config = load_config(str(REPO / "configs/mnist.py:smoke"), ["train.num_epochs=1"])
-    results = seed001_mnist.run_mnist_study(config, tmp_path)
+    results = mnist_study.run_mnist_study(config, tmp_path)
     assert [r.num_params for r in results] == [109_386, 12_810]
     assert all(r.per_digit.shape == (10,) and r.confusion.sum() == 400 for r in results)
-    report = seed001_mnist.write_report(results, config, tmp_path).read_text()
+    report = mnist_study.write_report(results, config, tmp_path).read_text()
     assert report.startswith("# mnist_study: feed-forward network versus CNN on MNIST")
     assert "| Digit | Feed Forward | CNN | Difference |" in report
     for figure in ("per_digit_accuracy", "feed_forward_training_curves", "cnn_confusion"):

@@ -30,14 +30,14 @@ XOR_PARAM_COUNTS = {  # seed 001, Table 1: (width, depth) -> parameters
 
 
 @pytest.mark.parametrize(("width", "depth"), sorted(XOR_PARAM_COUNTS))
-def test_xor_mlp_param_counts_match_seed_001(width, depth):
+def test_xor_mlp_param_counts_match_the_xor_notebook(width, depth):
     model = models.build_model({"name": "xor_mlp", "width": width, "depth": depth})
     assert count_params(model, (1, 2)) == XOR_PARAM_COUNTS[width, depth]
 
 
 PINNED = [  # (config, input shape, parameters)
     ({"name": "mlp"}, (1, 28, 28, 1), 109_386),
-    ({"name": "seed001_cnn"}, (1, 28, 28, 1), 12_810),
+    ({"name": "mnist_cnn"}, (1, 28, 28, 1), 12_810),
     ({"name": "flex_cnn"}, (1, 224, 224, 1), 3_211_586),
     (
         {"name": "flex_cnn", "feature_maps": 16, "kernel_size": 5, "activation": "leaky_relu",
@@ -69,7 +69,7 @@ def test_param_counts_and_summary_totals(config, input_shape, expected):
 SHAPES = [  # (config, input shape, output shape)
     ({"name": "mlp", "hidden": (8,), "num_outputs": 3}, (2, 4, 4, 1), (2, 3)),
     ({"name": "xor_mlp", "width": 2, "depth": 1}, (5, 2), (5, 1)),
-    ({"name": "seed001_cnn"}, (2, 28, 28, 1), (2, 10)),
+    ({"name": "mnist_cnn"}, (2, 28, 28, 1), (2, 10)),
     ({"name": "flex_cnn", "regularisation": True}, (2, 9, 9, 1), (2, 2)),
     ({"name": "flex_cnn", "kernel_size": 5, "activation": "leaky_relu"}, (2, 9, 9, 1), (2, 2)),
     ({"name": "grid_cnn", "num_conv_layers": 1, "num_dense_layers": 3}, (2, 28, 28, 1), (2, 5)),
@@ -166,7 +166,7 @@ def test_build_model_accepts_config_dict():
 def test_unknown_model_name_lists_available_models():
     with pytest.raises(ValueError, match="unknown model 'resnet9'") as error:
         models.build_model({"name": "resnet9"})
-    for name in ("mlp", "xor_mlp", "seed001_cnn", "flex_cnn", "grid_cnn", "covid_mlp"):
+    for name in ("mlp", "xor_mlp", "mnist_cnn", "flex_cnn", "grid_cnn", "covid_mlp"):
         assert name in str(error.value)
 
 
@@ -218,7 +218,7 @@ def test_xor_mlp_rejects_zero_width():
 
 
 def test_summary_table_lists_layers_in_call_order():
-    table = models.summary(models.build_model({"name": "seed001_cnn"}), (1, 28, 28, 1)).table
+    table = models.summary(models.build_model({"name": "mnist_cnn"}), (1, 28, 28, 1)).table
     lines = table.splitlines()
     assert lines[0].split() == ["module", "type", "output", "shape", "params"]
     rows = [line.split()[0] for line in lines[2:6]]
@@ -262,10 +262,10 @@ def test_patch_conv_equals_nn_conv_in_values_and_gradients(padding):
 
 
 @pytest.mark.parametrize("form", ["fused", "patch"])
-def test_seed001_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
+def test_mnist_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
     x = jax.random.normal(jax.random.key(2), (3, 28, 28, 1))
-    reference = models.build_model({"name": "seed001_cnn", "conv": "xla"})
-    model = models.build_model({"name": "seed001_cnn", "conv": form})
+    reference = models.build_model({"name": "mnist_cnn", "conv": "xla"})
+    model = models.build_model({"name": "mnist_cnn", "conv": form})
     variables = reference.init(jax.random.key(0), x)
     jax.tree.map(np.testing.assert_array_equal, model.init(jax.random.key(0), x), variables)
     assert count_params(model, (1, 28, 28, 1)) == 12_810
@@ -279,8 +279,8 @@ def test_seed001_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
                  grads(model), grads(reference))
 
 
-def test_seed001_cnn_rejects_an_unknown_conv_form():
-    model = models.build_model({"name": "seed001_cnn", "conv": "winograd"})
+def test_mnist_cnn_rejects_an_unknown_conv_form():
+    model = models.build_model({"name": "mnist_cnn", "conv": "winograd"})
     with pytest.raises(ValueError, match="fused"):
         model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
 

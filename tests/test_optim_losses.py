@@ -116,7 +116,7 @@ def test_single_logit_binary_and_reconstruction_losses():
     assert not loss("mse").classifies and loss("softmax_ce").classifies
 
 
-def test_class_weights_are_seed000_normalised_inverse_frequencies():
+def test_class_weights_are_pneumonia_normalised_inverse_frequencies():
     labels = np.array([0] * 1 + [1] * 3)
     bundle = DataBundle(train=None, val=None, test=None, train_labels=labels, input_shape=(1,),
                         class_names=("a", "b"))

@@ -6,7 +6,7 @@ import pytest
 from jaxcx.data import pipeline, sampling
 
 
-def test_class_weights_are_seed000_normalised_inverse_frequency():
+def test_class_weights_are_pneumonia_normalised_inverse_frequency():
     weights = sampling.class_weights([1341, 3875])
     inverse = np.array([1 / 1341, 1 / 3875])
     np.testing.assert_allclose(weights, inverse / inverse.sum(), rtol=1e-6)

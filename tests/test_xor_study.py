@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxcx.config import load_config
-from jaxcx.studies import seed001_xor as xor_study
+from jaxcx.studies import xor as xor_study
 from jaxcx.train import multiseed
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer

@@ -25,7 +25,7 @@ from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, class_names_from_map, sc
 from jaxcx.data.idx import MNIST_MD5, load_mnist
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle, register_dataset
-from jaxcx.data.resplit import seed000_resplit
+from jaxcx.data.resplit import pneumonia_resplit
 from jaxcx.data.synthetic import write_phantom_chest_xrays
 from jaxcx.data.xor import XorSource
 
@@ -143,7 +143,7 @@ def image_transforms(data_cfg: ml_collections.ConfigDict, train_source: ArraySou
 def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     """Kaggle pneumonia folders (`data.root`), or generated phantoms when `root` is empty.
 
-    `data.split='seed000'` pools every split and re-splits 80/10/10 as seed 000 does;
+    `data.split='resplit'` pools every split and re-splits 80/10/10 as seed 000 does;
     `'folders'` uses the folder's own train/val/test.
     """
     del seed  # the split is fixed by the data (seed 000's Random(42))
@@ -153,13 +153,13 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         raise DataError(f"data.root {root} is not a folder; {layout}")
     class_map = KAGGLE_PNEUMONIA_CLASSES
     try:
-        if data_cfg.split == "seed000":
-            files = seed000_resplit(root, classes=tuple(class_map))
+        if data_cfg.split == "resplit":
+            files = pneumonia_resplit(root, classes=tuple(class_map))
         elif data_cfg.split == "folders":
             files = {split: scan_split(root, split, class_map=class_map)
                      for split in ("train", "val", "test")}
         else:
-            raise DataError(f"data.split must be 'seed000' or 'folders', got {data_cfg.split!r}")
+            raise DataError(f"data.split must be 'resplit' or 'folders', got {data_cfg.split!r}")
     except DataError as error:
         raise DataError(f"data.root {root}: {error}; {layout}") from error
     sources, logs = {}, BadInputLog(data_cfg.on_bad_input)

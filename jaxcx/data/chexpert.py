@@ -28,7 +28,7 @@ CHEXPERT_FINDINGS = (
     "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax",
     "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices",
 )
-SEED002_LABELS = tuple(f for f in CHEXPERT_FINDINGS if f not in ("No Finding", "Support Devices"))
+CHEXPERT_SEED_LABELS = tuple(f for f in CHEXPERT_FINDINGS if f not in ("No Finding", "Support Devices"))
 COMPETITION_LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 METADATA_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 REQUIRED_COLUMNS = METADATA_COLUMNS + CHEXPERT_FINDINGS
@@ -207,7 +207,7 @@ def clean_rows(
 
 def label_arrays(
     rows: Sequence[ChexpertRow],
-    label_names: Sequence[str] = SEED002_LABELS,
+    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
     uncertain: UncertainPolicy = "zeros",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Binary labels and masks, float32 [N, L]: positive 1, negative and blank 0;
@@ -262,7 +262,7 @@ def patient_split(
 def check_balance(
     train_labels: np.ndarray,
     val_labels: np.ndarray,
-    label_names: Sequence[str] = SEED002_LABELS,
+    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
     threshold: float = 0.02,
 ) -> dict[str, tuple[float, float]]:
     """Seed 002's check: labels whose positive rate differs by more than `threshold`
@@ -291,7 +291,7 @@ class ChexpertSource:
         rows: Sequence[ChexpertRow],
         image_root: str | Path,
         *,
-        label_names: Sequence[str] = SEED002_LABELS,
+        label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
         uncertain: UncertainPolicy = "zeros",
         decode: bool = True,
     ):
@@ -326,7 +326,7 @@ def load_chexpert(
     max_studies: int | None = 4,
     subset_size: int | None = None,
     val_fraction: float = 0.2,
-    label_names: Sequence[str] = SEED002_LABELS,
+    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
     uncertain: UncertainPolicy = "zeros",
     balance_threshold: float = 0.02,
     seed: int = 0,

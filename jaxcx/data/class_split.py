@@ -20,7 +20,7 @@ FASHION_MNIST_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-SEED003_FRACTIONS = tuple(percent / 100 for percent in range(5, 101, 5))
+FASHION_SPLIT_FRACTIONS = tuple(percent / 100 for percent in range(5, 101, 5))
 
 
 def relabel(labels: np.ndarray, classes: Sequence[int]) -> np.ndarray:
@@ -95,7 +95,7 @@ def make_class_split(
 def nested_fractions(
     indices: np.ndarray,
     labels: np.ndarray,
-    fractions: Sequence[float] = SEED003_FRACTIONS,
+    fractions: Sequence[float] = FASHION_SPLIT_FRACTIONS,
     *,
     balanced: bool = True,
     seed: int = 0,

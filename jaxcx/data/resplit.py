@@ -21,7 +21,7 @@ RESPLIT_NAMES = ("train", "val", "test")
 MANIFEST_FILENAME = "split_manifest.json"
 
 
-def seed000_resplit(
+def pneumonia_resplit(
     root: str | Path,
     *,
     classes: Sequence[str] = ("NORMAL", "PNEUMONIA"),

@@ -1,6 +1,6 @@
 """Linen models, their registry (`build_model`, `register`) and `summary(model, input_shape)`."""
 
-from jaxcx.models.cnn import FlexCNN, GridCNN, Seed001CNN
+from jaxcx.models.cnn import FlexCNN, GridCNN, MnistCNN
 from jaxcx.models.mlp import MLP, MLPAutoencoder, MLPEncoderClassifier, covid_mlp, xor_mlp
 from jaxcx.models.registry import available_models, build_model, model_fields, register
 from jaxcx.models.summary import ModelSummary, summary
@@ -12,7 +12,7 @@ __all__ = [
     "MLPAutoencoder",
     "MLPEncoderClassifier",
     "ModelSummary",
-    "Seed001CNN",
+    "MnistCNN",
     "available_models",
     "build_model",
     "covid_mlp",

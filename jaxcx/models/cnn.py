@@ -9,11 +9,11 @@ from jaxcx.models.layers import ConvReluPool, PatchConv, activation_fn, flatten,
 from jaxcx.models.registry import register
 
 
-SEED001_CONV_FORMS = ("fused", "xla", "patch")
+MNIST_CNN_CONV_FORMS = ("fused", "xla", "patch")
 
 
-@register("seed001_cnn")
-class Seed001CNN(nn.Module):
+@register("mnist_cnn")
+class MnistCNN(nn.Module):
     """Seed 001's MNIST CNN: conv 16@3x3, ReLU, pool, conv 32@3x3, ReLU, pool, Dense logits.
 
     Valid convolutions; 12,810 parameters on 28x28x1. `conv` picks how each conv + ReLU +
@@ -40,7 +40,7 @@ class Seed001CNN(nn.Module):
         elif self.conv == "patch":
             conv = PatchConv(features, (3, 3), name=name)
         else:
-            raise ValueError(f"seed001_cnn conv must be one of {SEED001_CONV_FORMS}, "
+            raise ValueError(f"mnist_cnn conv must be one of {MNIST_CNN_CONV_FORMS}, "
                              f"got {self.conv!r}")
         return lambda x: max_pool_2x2(nn.relu(conv(x)))
 
@@ -76,8 +76,8 @@ class FlexCNN(nn.Module):
         return nn.Dense(self.num_classes, name="fc")(flatten(x))
 
 
-SEED003_CONV_FEATURES = {1: (6,), 2: (6, 12), 4: (6, 12, 16, 24)}
-SEED003_HIDDEN_FEATURES = {1: (), 2: (80,), 3: (120, 84)}
+GRID_CNN_CONV_FEATURES = {1: (6,), 2: (6, 12), 4: (6, 12, 16, 24)}
+GRID_CNN_HIDDEN_FEATURES = {1: (), 2: (80,), 3: (120, 84)}
 
 
 @register("grid_cnn")
@@ -115,23 +115,23 @@ class GridCNN(nn.Module):
         return nn.Dense(self.num_classes, name=f"fc{self.num_dense_layers}")(x)
 
     def _layer_widths(self) -> tuple[Sequence[int], Sequence[int]]:
-        if self.num_conv_layers not in SEED003_CONV_FEATURES:
+        if self.num_conv_layers not in GRID_CNN_CONV_FEATURES:
             raise ValueError(
-                f"grid_cnn num_conv_layers must be one of {sorted(SEED003_CONV_FEATURES)}, "
+                f"grid_cnn num_conv_layers must be one of {sorted(GRID_CNN_CONV_FEATURES)}, "
                 f"got {self.num_conv_layers}"
             )
-        if self.num_dense_layers not in SEED003_HIDDEN_FEATURES:
+        if self.num_dense_layers not in GRID_CNN_HIDDEN_FEATURES:
             raise ValueError(
-                f"grid_cnn num_dense_layers must be one of {sorted(SEED003_HIDDEN_FEATURES)}, "
+                f"grid_cnn num_dense_layers must be one of {sorted(GRID_CNN_HIDDEN_FEATURES)}, "
                 f"got {self.num_dense_layers}"
             )
         conv_features = (
-            SEED003_CONV_FEATURES[self.num_conv_layers]
+            GRID_CNN_CONV_FEATURES[self.num_conv_layers]
             if self.conv_features is None
             else self.conv_features
         )
         hidden_features = (
-            SEED003_HIDDEN_FEATURES[self.num_dense_layers]
+            GRID_CNN_HIDDEN_FEATURES[self.num_dense_layers]
             if self.hidden_features is None
             else self.hidden_features
         )

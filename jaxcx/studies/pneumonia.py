@@ -37,7 +37,7 @@ from jaxcx.data.builders import phantom_chest_xray_root
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, ImageFolderSource, class_names_from_map
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle
-from jaxcx.data.resplit import seed000_resplit
+from jaxcx.data.resplit import pneumonia_resplit
 from jaxcx.sweep import DataCache, run_config, run_sweep, write_sweep_report
 from jaxcx.train.loop import evaluate_best, fit
 from jaxcx.workdir import WorkdirError, prepare_workdir
@@ -288,7 +288,7 @@ def analyze_data(config: ml_collections.ConfigDict, out_dir: Path) -> Path:
         return summary
     root = (Path(config.data.root).expanduser() if config.data.root
             else phantom_chest_xray_root(config.data))
-    files = seed000_resplit(root, classes=tuple(KAGGLE_PNEUMONIA_CLASSES))
+    files = pneumonia_resplit(root, classes=tuple(KAGGLE_PNEUMONIA_CLASSES))
     class_names = list(KAGGLE_PNEUMONIA_CLASSES)
     splits = {name: ImageFolderSource(split_files, root=root, class_names=class_names,
                                       decode=False) for name, split_files in files.items()}

@@ -11,7 +11,7 @@ about 0.5 ms per 2,500 examples on CPU, more than a whole epoch of a small MLP.
 Suited to models whose only variables are `params` (MLPs, small CNNs, no BatchNorm);
 dropout draws from the rng stream 'dropout'. On XLA:CPU the weight gradients of
 `nn.Conv` run 8-10x slower inside loops than in a jitted step (benchmarks/README.md):
-there, use `jaxcx.models.layers.PatchConv` (e.g. `seed001_cnn` with `conv="patch"`)
+there, use `jaxcx.models.layers.PatchConv` (e.g. `mnist_cnn` with `conv="patch"`)
 or train with `jaxcx.train.loop`. The last minibatch of an epoch is padded
 and masked, so each epoch sees every example exactly once, as a PyTorch DataLoader
 without `drop_last` does.

@@ -1,6 +1,6 @@
 """Where the seed 001 MNIST CNN's training step spends its time, per XLA kernel.
 
-    python benchmarks/profile_seed001_cnn.py [--conv=fused|xla|patch] [--steps=100] [--top=15]
+    python benchmarks/profile_mnist_cnn.py [--conv=fused|xla|patch] [--steps=100] [--top=15]
         [--hlo=FILE]
 
 Runs the engine's train step (batch 64, Adam, compiled as `fit` compiles it for
@@ -31,7 +31,7 @@ from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
 from jaxcx.train.steps import compile_steps, small_model_compiler_options
 
-_CONV = flags.DEFINE_enum("conv", "fused", ["fused", "xla", "patch"], "seed001_cnn's conv form")
+_CONV = flags.DEFINE_enum("conv", "fused", ["fused", "xla", "patch"], "mnist_cnn's conv form")
 _STEPS = flags.DEFINE_integer("steps", 100, "steps per timing and per trace")
 _TOP = flags.DEFINE_integer("top", 15, "kernels to print")
 _HLO = flags.DEFINE_string("hlo", None, "write the compiled step's HLO text to this file")
@@ -81,7 +81,7 @@ def main(argv):
         with open(_HLO.value, "w") as file:
             file.write(train_step.lower(state, batches[0]).compile().as_text())
     best = min(_timed(run) for _ in range(3))
-    print(f"seed001_cnn(conv={_CONV.value!r}), batch {_BATCH_SIZE}: {best / steps * 1e6:.0f} us "
+    print(f"mnist_cnn(conv={_CONV.value!r}), batch {_BATCH_SIZE}: {best / steps * 1e6:.0f} us "
           f"per step ({steps * _BATCH_SIZE / best:.0f} img/s)")
     traces = []
     for _ in range(_TRACES):

@@ -1,11 +1,11 @@
 """Seed 001's MNIST CNN, batch 64, Adam: training images/s in jaxcx beside PyTorch eager.
 
-    python benchmarks/bench_seed001_mnist.py [--steps=200] [--repeats=3] [--torch_threads=1,2]
+    python benchmarks/bench_mnist.py [--steps=200] [--repeats=3] [--torch_threads=1,2]
 
 Same model (conv 16@3x3, pool, conv 32@3x3, pool, linear 800->10; 12,810 parameters),
 batch, optimizer (Adam 1e-3, softmax cross-entropy) and step count on both sides, with
 the batches already in memory (random images: speed does not depend on content).
-jaxcx rows (`seed001_cnn`'s `conv` picks the form of its conv + ReLU + pool blocks):
+jaxcx rows (`mnist_cnn`'s `conv` picks the form of its conv + ReLU + pool blocks):
 - `engine`: `jaxcx.train.steps.compile_steps`' jitted step, one call per batch, as
   `jaxcx.train.loop.fit` runs it for `configs/mnist.py`: `conv="fused"` (the default,
   `jaxcx.models.layers.ConvReluPool`) compiled with `small_model_compiler_options()`
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from absl import app, flags
 
-from bench_seed001_common import REPEATS, best_time, machine, torch_speeds
+from bench_common import REPEATS, best_time, machine, torch_speeds
 from jaxcx.config import load_config
 from jaxcx.models import build_model
 from jaxcx.train import multiseed, sharding

@@ -1,12 +1,12 @@
 """Seed 001's XOR work in jaxcx beside a plain PyTorch eager reference, in one process.
 
-    python benchmarks/bench_seed001_xor.py [--parts=step,study] [--repeats=3] [--torch_threads=1,2]
+    python benchmarks/bench_xor.py [--parts=step,study] [--repeats=3] [--torch_threads=1,2]
 
 `step`: XOR MLP of width 3 and depth 3, batch 128, Adam: training steps per second over
 100 epochs of the 2,500-point training set (2,000 steps), for jaxcx's scanned trainer
 (`jaxcx.train.multiseed`), jaxcx's per-step engine (`jaxcx.train.steps`, one jitted call
 per step) and torch. `study`: the whole deep-versus-wide study (12 settings x 10 seeds x
-100 epochs, SGD) as `jaxcx.studies.seed001_xor` runs it, against the same study as a torch
+100 epochs, SGD) as `jaxcx.studies.xor` runs it, against the same study as a torch
 loop over the 120 runs. Both sides shuffle every epoch and count the final partial batch.
 Ratios are torch time over jaxcx time (how many times faster jaxcx is), against the
 fastest torch thread count timed (default 1: two threads were far slower on this shared
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from absl import app, flags
 
-from bench_seed001_common import REPEATS, TORCH_THREADS, best_time, machine, torch_speeds
+from bench_common import REPEATS, TORCH_THREADS, best_time, machine, torch_speeds
 from jaxcx.config import load_config
 from jaxcx.data.xor import make_xor
 from jaxcx.models import build_model
-from jaxcx.studies import seed001_xor
+from jaxcx.studies import xor as xor_study
 from jaxcx.train import multiseed, sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
@@ -116,11 +116,11 @@ def bench_step(repeats: int) -> None:
 
 def torch_study(config) -> dict[tuple[int, int], float]:
     """The study as a torch loop over settings x seeds; mean evaluation accuracy per setting."""
-    (train_x, train_y), (eval_x, eval_y) = seed001_xor.load_xor_data(config)
+    (train_x, train_y), (eval_x, eval_y) = xor_study.load_xor_data(config)
     tx, ty = torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.float32))
     ex, ey = torch.from_numpy(eval_x), torch.from_numpy(eval_y)
     means = {}
-    for setting in seed001_xor.settings_grid(config.study.widths, config.study.depths):
+    for setting in xor_study.settings_grid(config.study.widths, config.study.depths):
         accuracies = []
         for seed in range(config.study.num_seeds):
             torch.manual_seed(seed)
@@ -141,7 +141,7 @@ def bench_study(repeats: int) -> None:
     for _ in range(repeats):
         jax.clear_caches()
         start = time.perf_counter()
-        study = seed001_xor.run_xor_study(config)
+        study = xor_study.run_xor_study(config)
         timings.append((time.perf_counter() - start, study))
     jax_seconds, study = min(timings, key=lambda item: item[0])
     torch_seconds, torch_means = {}, {}
