@@ -14,7 +14,8 @@ from __future__ import annotations
 from absl import app, flags
 
 from jaxcx import launch
-from jaxcx.data import analysis, folder
+from jaxcx import analysis
+from jaxcx.data import folder
 from jaxcx.data.errors import DataError
 
 LAYOUTS = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcx.data import analysis
+from jaxcx import analysis
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, image_folder_source
 from jaxcx.data.synthetic import write_phantom_chest_xrays
 

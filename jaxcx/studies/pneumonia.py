@@ -32,7 +32,7 @@ from PIL import Image
 from jaxcx import metrics as metrics_lib
 from jaxcx import plots, tracking
 from jaxcx.config import load_config
-from jaxcx.data import analysis
+from jaxcx import analysis
 from jaxcx.data.builders import phantom_chest_xray_root
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, ImageFolderSource, class_names_from_map
 from jaxcx.data.imageio import decode_image
