@@ -1,4 +1,4 @@
-"""Timing helpers and flags shared by the seed 001 benchmarks (not a benchmark itself)."""
+"""Timing helpers and flags shared by the XOR and MNIST benchmarks (not a benchmark itself)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Seed 001's MNIST CNN, batch 64, Adam: training images/s in jaxcx beside PyTorch eager.
+"""The XOR/MNIST notebook's MNIST CNN, batch 64, Adam: training images/s in jaxcx beside
+PyTorch eager.
 
     python benchmarks/bench_mnist.py [--steps=200] [--repeats=3] [--torch_threads=1,2]
 
@@ -7,11 +8,13 @@ batch, optimizer (Adam 1e-3, softmax cross-entropy) and step count on both sides
 the batches already in memory (random images: speed does not depend on content).
 jaxcx rows (`mnist_cnn`'s `conv` picks the form of its conv + ReLU + pool blocks):
 - `engine`: `jaxcx.train.steps.compile_steps`' jitted step, one call per batch, as
-  `jaxcx.train.loop.fit` runs it for `configs/mnist.py`: `conv="fused"` (the default,
-  `jaxcx.models.layers.ConvReluPool`) compiled with `small_model_compiler_options()`
-  (`train.xla_small_model`); the first call's compile time is printed;
+  `jaxcx.train.loop.fit` runs it for `configs/mnist.py` on CPU: `conv="fused"` (what the
+  default `conv="auto"` picks on CPU, `jaxcx.models.layers.ConvReluPool`) compiled with
+  `small_model_compiler_options()` (`train.xla_small_model`); the first call's compile
+  time is printed;
 - `engine, default XLA options`: the same step with XLA's default options;
-- `engine, conv='xla'`: the first row's step with `nn.Conv` + ReLU + `max_pool_2x2`;
+- `engine, conv='xla'`: the first row's step with `nn.Conv` + ReLU + `max_pool_2x2` (the
+  pooling `pool_2x2` picks on CPU);
 - `scan`: `jaxcx.train.multiseed`'s trainer, every step of the epoch inside `lax.scan`,
   with `conv="patch"` (`PatchConv`: XLA:CPU runs `nn.Conv` weight gradients slowly in loops).
 Ratios are torch time over jaxcx time, against the fastest torch thread count timed.

@@ -1,4 +1,5 @@
-"""Seed 001's XOR work in jaxcx beside a plain PyTorch eager reference, in one process.
+"""The XOR/MNIST notebook's XOR work in jaxcx beside a plain PyTorch eager reference, in
+one process.
 
     python benchmarks/bench_xor.py [--parts=step,study] [--repeats=3] [--torch_threads=1,2]
 
@@ -39,7 +40,7 @@ _STUDY_CONFIG = "configs/xor_study.py"
 
 
 def torch_mlp(width: int, depth: int) -> torch.nn.Module:
-    """The seed's SimpleClassifier: depth + 1 tanh hidden layers of `width`, one logit."""
+    """The notebook's SimpleClassifier: depth + 1 tanh hidden layers of `width`, one logit."""
     layers, inputs = [], 2
     for _ in range(depth + 1):
         layers += [torch.nn.Linear(inputs, width), torch.nn.Tanh()]

@@ -1,6 +1,7 @@
-"""Where the seed 001 MNIST CNN's training step spends its time, per XLA kernel.
+"""Where the MNIST CNN's training step (the XOR/MNIST notebook's model) spends its time,
+per XLA kernel.
 
-    python benchmarks/profile_mnist_cnn.py [--conv=fused|xla|patch] [--steps=100] [--top=15]
+    python benchmarks/profile_mnist_cnn.py [--conv=fused|xla|patch|auto] [--steps=100] [--top=15]
         [--hlo=FILE]
 
 Runs the engine's train step (batch 64, Adam, compiled as `fit` compiles it for
@@ -25,13 +26,14 @@ from absl import app, flags
 
 from jaxcx.config import load_config
 from jaxcx.models import build_model
+from jaxcx.models.layers import CONV_FORMS
 from jaxcx.train import sharding
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import create_train_state
 from jaxcx.train.steps import compile_steps, small_model_compiler_options
 
-_CONV = flags.DEFINE_enum("conv", "fused", ["fused", "xla", "patch"], "mnist_cnn's conv form")
+_CONV = flags.DEFINE_enum("conv", "fused", list(CONV_FORMS), "mnist_cnn's conv form")
 _STEPS = flags.DEFINE_integer("steps", 100, "steps per timing and per trace")
 _TOP = flags.DEFINE_integer("top", 15, "kernels to print")
 _HLO = flags.DEFINE_string("hlo", None, "write the compiled step's HLO text to this file")

@@ -1,4 +1,5 @@
-"""Tests for jaxcx.models: parameter counts pinned to the seeds, shapes, rng/state use, registry."""
+"""Tests for jaxcx.models: parameter counts pinned to the source notebooks' models, shapes,
+rng/state use, conv forms, registry."""
 
 import flax.errors
 import flax.linen as nn
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxcx import models
-from jaxcx.models.layers import ConvReluPool, PatchConv, max_pool_2x2
+from jaxcx.models.layers import CONV_FORMS, ConvReluPool, PatchConv, max_pool_2x2, resolve_conv
 
 
 def abstract_variables(model, input_shape):
@@ -22,7 +23,7 @@ def count_params(model, input_shape):
     return sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
-XOR_PARAM_COUNTS = {  # seed 001, Table 1: (width, depth) -> parameters
+XOR_PARAM_COUNTS = {  # the XOR/MNIST notebook's Table 1: (width, depth) -> parameters
     (1, 0): 5, (1, 1): 7, (1, 2): 9, (1, 3): 11,
     (2, 0): 9, (2, 1): 15, (2, 2): 21, (2, 3): 27,
     (3, 0): 13, (3, 1): 25, (3, 2): 37, (3, 3): 49,
@@ -261,14 +262,77 @@ def test_patch_conv_equals_nn_conv_in_values_and_gradients(padding):
                  grads(patch), grads(conv))
 
 
-@pytest.mark.parametrize("form", ["fused", "patch"])
-def test_mnist_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
-    x = jax.random.normal(jax.random.key(2), (3, 28, 28, 1))
-    reference = models.build_model({"name": "mnist_cnn", "conv": "xla"})
-    model = models.build_model({"name": "mnist_cnn", "conv": form})
+CONV_FORM_MODELS = [  # (config, input shape): every model with a `conv` setting
+    ({"name": "mnist_cnn"}, (3, 28, 28, 1)),
+    ({"name": "grid_cnn", "num_conv_layers": 1, "num_dense_layers": 1}, (2, 28, 28, 1)),
+    ({"name": "grid_cnn", "num_conv_layers": 2}, (2, 28, 28, 1)),
+    ({"name": "grid_cnn", "num_conv_layers": 4}, (2, 16, 16, 1)),
+]
+
+
+def test_conv_auto_resolves_to_fused_on_cpu_and_xla_elsewhere(monkeypatch):
+    assert jax.default_backend() == "cpu"
+    assert resolve_conv("auto") == "fused"
+    for form in ("fused", "xla", "patch"):
+        assert resolve_conv(form) == form
+    for backend in ("gpu", "tpu", "cuda", "rocm"):
+        monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
+        assert resolve_conv("auto") == "xla"
+        assert resolve_conv("fused") == "fused"
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "grid_cnn"])
+def test_conv_defaults_to_auto(name):
+    assert models.build_model({"name": name}).conv == "auto"
+
+
+def _module_types(model, input_shape):
+    """The module types in `model`'s summary table (rows between the two rules)."""
+    return {line.split()[1] for line in models.summary(model, input_shape).table.splitlines()[2:-2]}
+
+
+def _pooling_primitives(model, input_shape):
+    x = jnp.zeros(input_shape)
+    jaxpr = str(jax.make_jaxpr(model.apply)(model.init(jax.random.key(0), x), x))
+    return {name for name in ("custom_vjp_call", "reduce_window_max") if name in jaxpr}
+
+
+def test_mnist_cnn_auto_uses_fused_layers_on_cpu():
+    model = models.build_model({"name": "mnist_cnn"})
+    types = _module_types(model, (1, 28, 28, 1))
+    assert "ConvReluPool" in types and "Conv" not in types
+    assert _pooling_primitives(model, (1, 28, 28, 1)) == {"custom_vjp_call"}
+
+
+def test_mnist_cnn_auto_uses_nn_conv_and_standard_pooling_off_cpu(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # still runs on the CPU
+    model = models.build_model({"name": "mnist_cnn"})
+    types = _module_types(model, (1, 28, 28, 1))
+    assert "Conv" in types and "ConvReluPool" not in types
+    assert _pooling_primitives(model, (1, 28, 28, 1)) == {"reduce_window_max"}
+
+
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["cpu", "gpu"])
+@pytest.mark.parametrize(("config", "input_shape"), CONV_FORM_MODELS, ids=lambda v: str(v))
+def test_conv_forms_have_the_same_parameter_tree(config, input_shape, on_cpu, monkeypatch):
+    """Names and shapes: a checkpoint trained with one form (or on one platform) loads
+    into every other."""
+    if not on_cpu:
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    trees = {form: jax.tree.map(jnp.shape, abstract_variables(
+        models.build_model({**config, "conv": form}), input_shape)) for form in CONV_FORMS}
+    for form in ("auto", "fused", "patch"):
+        assert trees[form] == trees["xla"], form
+
+
+@pytest.mark.parametrize("form", ["fused", "patch"])  # "auto" is "fused" here (CPU)
+@pytest.mark.parametrize(("config", "input_shape"), CONV_FORM_MODELS, ids=lambda v: str(v))
+def test_conv_forms_keep_parameters_outputs_and_gradients(config, input_shape, form):
+    x = jax.random.normal(jax.random.key(2), input_shape)
+    reference = models.build_model({**config, "conv": "xla"})
+    model = models.build_model({**config, "conv": form})
     variables = reference.init(jax.random.key(0), x)
     jax.tree.map(np.testing.assert_array_equal, model.init(jax.random.key(0), x), variables)
-    assert count_params(model, (1, 28, 28, 1)) == 12_810
     np.testing.assert_allclose(model.apply(variables, x), reference.apply(variables, x),
                                rtol=1e-5, atol=1e-5)
 
@@ -279,10 +343,32 @@ def test_mnist_cnn_conv_forms_keep_parameters_outputs_and_gradients(form):
                  grads(model), grads(reference))
 
 
-def test_mnist_cnn_rejects_an_unknown_conv_form():
-    model = models.build_model({"name": "mnist_cnn", "conv": "winograd"})
-    with pytest.raises(ValueError, match="fused"):
+@pytest.mark.parametrize(("config", "input_shape"), CONV_FORM_MODELS, ids=lambda v: str(v))
+def test_auto_gives_the_same_values_and_gradients_on_and_off_cpu(config, input_shape,
+                                                                monkeypatch):
+    """Off CPU, `auto` is `nn.Conv` with standard pooling (`nn.max_pool`); it computes what
+    the CPU form computes, so a checkpoint carries across platforms unchanged."""
+    x = jax.random.normal(jax.random.key(2), input_shape)
+    model = models.build_model(config)
+    variables = model.init(jax.random.key(0), x)
+
+    def outputs_and_grads():
+        return model.apply(variables, x), jax.grad(
+            lambda v: jnp.sum(jnp.sin(model.apply(v, x))))(variables)
+
+    on_cpu = outputs_and_grads()
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 outputs_and_grads(), on_cpu)
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "grid_cnn"])
+def test_unknown_conv_form_lists_the_valid_ones(name):
+    model = models.build_model({"name": name, "conv": "winograd"})
+    with pytest.raises(ValueError, match=f"{name} conv must be one of") as error:
         model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    for form in ("'winograd'", *CONV_FORMS):
+        assert form in str(error.value)
 
 
 def _reference_conv_relu_pool(features, kernel_size):

@@ -1,53 +1,44 @@
-"""Seed CNNs: seed 001's MNIST CNN, seed 000's FlexModel, seed 003's CNN grid."""
+"""CNNs of the source notebooks: the XOR/MNIST notebook's MNIST CNN, the pneumonia
+notebook's FlexModel and the Fashion-MNIST notebook's CNN grid."""
 
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 
-from jaxcx.models.layers import ConvReluPool, PatchConv, activation_fn, flatten, max_pool_2x2
+from jaxcx.models.layers import activation_fn, conv_relu, flatten, resolve_conv
 from jaxcx.models.registry import register
-
-
-MNIST_CNN_CONV_FORMS = ("fused", "xla", "patch")
 
 
 @register("mnist_cnn")
 class MnistCNN(nn.Module):
-    """Seed 001's MNIST CNN: conv 16@3x3, ReLU, pool, conv 32@3x3, ReLU, pool, Dense logits.
+    """The XOR/MNIST notebook's MNIST CNN: conv 16@3x3, ReLU, pool, conv 32@3x3, ReLU,
+    pool, Dense logits.
 
     Valid convolutions; 12,810 parameters on 28x28x1. `conv` picks how each conv + ReLU +
-    pool block is computed; parameters, values and gradients are the same for all three:
-    "fused" (`ConvReluPool`, the fastest training step on XLA:CPU), "xla" (`nn.Conv`) or
-    "patch" (`PatchConv`, about 10x faster than `nn.Conv` inside `lax.scan`, as
-    `jaxcx.train.multiseed` trains).
+    pool block is computed; parameters, values and gradients are the same for all forms,
+    so a checkpoint trained with one loads into any other: "fused" (`ConvReluPool`, the
+    fastest training step on XLA:CPU), "xla" (`nn.Conv`, ReLU, `pool_2x2`), "patch"
+    (`PatchConv`, about 10x faster than `nn.Conv` inside `lax.scan` on XLA:CPU, as
+    `jaxcx.train.multiseed` trains) or "auto" (the default: "fused" on CPU, "xla" on
+    other backends; `jaxcx.models.layers.resolve_conv`).
     """
 
     num_classes: int = 10
-    conv: str = "fused"
+    conv: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        form = resolve_conv(self.conv, "mnist_cnn")
         for name, features in (("conv1", 16), ("conv2", 32)):
-            x = self._conv_relu_pool(features, name)(x)
+            x = conv_relu(form, features, (3, 3), name=name)(x)
         return nn.Dense(self.num_classes, name="fc")(flatten(x))
-
-    def _conv_relu_pool(self, features: int, name: str):
-        if self.conv == "fused":
-            return ConvReluPool(features, (3, 3), name=name)
-        if self.conv == "xla":
-            conv = nn.Conv(features, (3, 3), padding="VALID", name=name)
-        elif self.conv == "patch":
-            conv = PatchConv(features, (3, 3), name=name)
-        else:
-            raise ValueError(f"mnist_cnn conv must be one of {MNIST_CNN_CONV_FORMS}, "
-                             f"got {self.conv!r}")
-        return lambda x: max_pool_2x2(nn.relu(conv(x)))
 
 
 @register("flex_cnn")
 class FlexCNN(nn.Module):
-    """Seed 000's FlexModel: one conv (padding kernel_size // 2), activation, flatten, Dense logits.
+    """The pneumonia notebook's FlexModel: one conv (padding kernel_size // 2), activation,
+    flatten, Dense logits.
 
     With `regularisation`, BatchNorm follows the conv and dropout precedes the Dense layer.
     No pooling, so the Dense layer has H * W * feature_maps inputs.
@@ -82,12 +73,17 @@ GRID_CNN_HIDDEN_FEATURES = {1: (), 2: (80,), 3: (120, 84)}
 
 @register("grid_cnn")
 class GridCNN(nn.Module):
-    """Seed 003's CNN grid: 1, 2 or 4 conv layers (`conv1`...), 1-3 Dense layers (`fc1`...).
+    """The Fashion-MNIST notebook's CNN grid: 1, 2 or 4 conv layers (`conv1`...), 1-3 Dense
+    layers (`fc1`...).
 
     1 or 2 conv layers: valid convs, each followed by ReLU and a 2x2 max pool. 4 conv
     layers: convs padded kernel_size // 2, a pool after every second. Dense layers have
     ReLU between them; the last gives the logits. `conv_features` and `hidden_features`
-    default to the seed's widths for the chosen layer counts.
+    default to the notebook's widths for the chosen layer counts. `conv` picks the form of
+    the conv layers as in `MnistCNN` ("auto", the default, is "fused" on CPU and "xla"
+    elsewhere); "fused" computes each valid conv + ReLU + pool as one `ConvReluPool` and
+    the padded convs of the 4-layer grid as "xla" does (`jaxcx.models.layers.conv_relu`).
+    Parameters, values and gradients are the same in every form.
     """
 
     num_classes: int = 5
@@ -96,19 +92,20 @@ class GridCNN(nn.Module):
     conv_features: Sequence[int] | None = None
     hidden_features: Sequence[int] | None = None
     kernel_size: int = 5
+    conv: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         conv_features, hidden_features = self._layer_widths()
+        form = resolve_conv(self.conv, "grid_cnn")
         four_layers = self.num_conv_layers == 4
         pad = self.kernel_size // 2
         padding = ((pad, pad), (pad, pad)) if four_layers else "VALID"
         convs_per_pool = 2 if four_layers else 1
         kernel = (self.kernel_size, self.kernel_size)
         for index, features in enumerate(conv_features, start=1):
-            x = nn.relu(nn.Conv(features, kernel, padding=padding, name=f"conv{index}")(x))
-            if index % convs_per_pool == 0:
-                x = max_pool_2x2(x)
+            x = conv_relu(form, features, kernel, name=f"conv{index}", padding=padding,
+                          pool=index % convs_per_pool == 0)(x)
         x = flatten(x)
         for index, features in enumerate(hidden_features, start=1):
             x = nn.relu(nn.Dense(features, name=f"fc{index}")(x))

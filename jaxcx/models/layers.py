@@ -85,6 +85,40 @@ def _max_pool_backward(residuals, grad):
 max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
 
 
+CONV_FORMS = ("auto", "fused", "xla", "patch")
+
+
+def on_xla_cpu() -> bool:
+    """Whether JAX's default backend is XLA:CPU, the platform `ConvReluPool`, `PatchConv`
+    and `max_pool_2x2` are tuned for."""
+    return jax.default_backend() == "cpu"
+
+
+def resolve_conv(conv: str, model: str = "model") -> str:
+    """The form a model's `conv` setting stands for on the current backend.
+
+    "auto" is "fused" on XLA:CPU and "xla" on every other backend (GPU, TPU); "fused",
+    "xla" and "patch" stand for themselves. Models call this while they are set up or
+    called, not when configured, so one config (and, as every form has the same
+    parameters, one checkpoint) serves every platform. `model` names the model in the
+    error raised for any other value.
+    """
+    if conv not in CONV_FORMS:
+        raise ValueError(f"{model} conv must be one of {CONV_FORMS}, got {conv!r}")
+    if conv == "auto":
+        return "fused" if on_xla_cpu() else "xla"
+    return conv
+
+
+def pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 over the H, W axes of `[..., H, W, C]` input:
+    `max_pool_2x2` on XLA:CPU, the standard `nn.max_pool` on other backends. Both give
+    the same values and gradients."""
+    if on_xla_cpu():
+        return max_pool_2x2(x)
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+
 def _pooled_size(x: jax.Array, kernel_size: tuple[int, int]) -> tuple[int, int]:
     """Rows and columns of max_pool_2x2 over a valid convolution of `x` [N, H, W, C]."""
     kh, kw = kernel_size
@@ -254,3 +288,30 @@ class PatchConv(nn.Module):
             (top, bottom), (left, right) = self.padding
             x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(top, bottom), (left, right), (0, 0)])
         return _patches(x, self.kernel_size) @ kernel.reshape(-1, self.features) + bias
+
+
+def conv_relu(form: str, features: int, kernel_size: tuple[int, int], *, name: str,
+              padding: str | tuple[tuple[int, int], tuple[int, int]] = "VALID",
+              pool: bool = True) -> Callable[[jax.Array], jax.Array]:
+    """A stride-1 conv layer called `name`, ReLU and, with `pool`, 2x2 max pooling, in the
+    resolved form `form` (see `resolve_conv`); call it inside a compact method.
+
+    The parameters are those of `nn.Conv(features, kernel_size, padding=padding,
+    name=name)` in every form, and so are the values and gradients:
+    - "fused": `ConvReluPool` for a valid conv followed by a pool, otherwise as "xla"
+      (padded 5x5 convs, as `grid_cnn` with 4 conv layers has, train no faster fused);
+    - "xla": `nn.Conv`, ReLU, `pool_2x2`;
+    - "patch": `PatchConv`, ReLU, `pool_2x2`.
+    """
+    if form == "fused" and pool and padding == "VALID":
+        return ConvReluPool(features, kernel_size, name=name)
+    if form == "patch":
+        conv = PatchConv(features, kernel_size, padding=padding, name=name)
+    elif form in ("fused", "xla"):
+        conv = nn.Conv(features, kernel_size, padding=padding, name=name)
+    else:
+        raise ValueError(f"conv form must be one of {CONV_FORMS[1:]} (resolve 'auto' with "
+                         f"resolve_conv first), got {form!r}")
+    if pool:
+        return lambda x: pool_2x2(nn.relu(conv(x)))
+    return lambda x: nn.relu(conv(x))

@@ -14,8 +14,8 @@ from jaxcx.models.registry import register
 class MLP(nn.Module):
     """Flatten, Dense layers of widths `hidden` with `activation` after each, Dense logits.
 
-    Layers are named `Dense_0` ... `Dense_{len(hidden)}`. Seed 001's MNIST network is the
-    default: 784-128-64-10, ReLU, 109,386 parameters.
+    Layers are named `Dense_0` ... `Dense_{len(hidden)}`. The XOR/MNIST notebook's MNIST
+    network is the default: 784-128-64-10, ReLU, 109,386 parameters.
     """
 
     hidden: Sequence[int] = (128, 64)
@@ -33,7 +33,8 @@ class MLP(nn.Module):
 
 @register("xor_mlp")
 def xor_mlp(width: int = 2, depth: int = 0, activation: str = "tanh", num_outputs: int = 1) -> MLP:
-    """Seed 001's SimpleClassifier: `depth + 1` hidden layers of `width` units and one logit.
+    """The XOR/MNIST notebook's SimpleClassifier: `depth + 1` hidden layers of `width`
+    units and one logit.
 
     Depth 0 is a single hidden layer, so on 2 inputs the model has
     `4 * width + 1 + depth * (width**2 + width)` parameters (5, 7, 9, 11 for width 1).
@@ -49,9 +50,10 @@ def xor_mlp(width: int = 2, depth: int = 0, activation: str = "tanh", num_output
 def covid_mlp(
     hidden: Sequence[int] = (1024,), activation: str = "sigmoid", num_outputs: int = 1
 ) -> MLP:
-    """Seed 004's COVID X-ray MLP: sigmoid Dense 1024 (then 256: `hidden=(1024, 256)`), 1 logit.
+    """The COVID notebook's X-ray MLP: sigmoid Dense 1024 (then 256: `hidden=(1024, 256)`),
+    1 logit.
 
-    The seed's output sigmoid belongs to the loss. On 256x256x1 inputs the default has
+    The notebook's output sigmoid belongs to the loss. On 256x256x1 inputs the default has
     67,110,913 parameters.
     """
     return MLP(hidden=hidden, num_outputs=num_outputs, activation=activation)
@@ -59,10 +61,11 @@ def covid_mlp(
 
 @register("mlp_autoencoder")
 class MLPAutoencoder(nn.Module):
-    """Seed 003's VanillaAutoEncoder: `encoder` MLP to `features[-1]` units, mirrored `decoder`.
+    """The Fashion-MNIST notebook's VanillaAutoEncoder: `encoder` MLP to `features[-1]`
+    units, mirrored `decoder`.
 
     The activation follows every encoder layer (the code included) and every decoder layer
-    but the last; the output is reconstruction logits shaped like the input (the seed's
+    but the last; the output is reconstruction logits shaped like the input (the notebook's
     final sigmoid belongs to the loss). The `encoder` subtree has the same names and shapes
     as `MLPEncoderClassifier`'s, so pretrained encoder weights restore into it.
     """
@@ -84,9 +87,10 @@ class MLPAutoencoder(nn.Module):
 
 @register("mlp_encoder_classifier")
 class MLPEncoderClassifier(nn.Module):
-    """Seed 003's classifier MLP, laid out as `MLPAutoencoder`'s `encoder` for transfer.
+    """The Fashion-MNIST notebook's classifier MLP, laid out as `MLPAutoencoder`'s
+    `encoder` for transfer.
 
-    With `num_classes=None` (the seed) the encoder's last layer gives the logits; otherwise
+    With `num_classes=None` (the notebook's) the encoder's last layer gives the logits; otherwise
     the activated code feeds a new Dense layer `head` with `num_classes` logits.
     """
 
