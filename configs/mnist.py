@@ -1,20 +1,13 @@
-"""Seed 001's MNIST comparison: feed-forward 784-128-64-10 versus the small CNN.
+"""The XOR/MNIST notebook's MNIST comparison: feed-forward 784-128-64-10 versus the small
+CNN.
 
-Both train with the seed's batch 64 and Adam (variant `sgd`: SGD with momentum), pick the
+Both train with the notebook's batch 64 and Adam (variant `sgd`: SGD with momentum), pick the
 best epoch on the last 5,000 training images and are tested once on the 10,000 test
 images. MNIST IDX files are read from `data.root` (default ../shared/data/mnist, or
 $JAXCX_SHARED_DATA/mnist). Variant `smoke` trains briefly on small generated IDX files.
 """
 
-import os
-from pathlib import Path
-
 from jaxcx.config import base_config, parse_arg
-
-
-def default_mnist_root() -> str:
-    shared = os.environ.get("JAXCX_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    return str(Path(shared) / "mnist")
 
 
 def _sgd(config):
@@ -39,7 +32,7 @@ def get_config(arg=None):
     config = base_config()
     config.name = "mnist_study"
     config.model = {"name": "mnist_cnn"}  # replaced by each model of `study` in turn
-    config.data = {"name": "mnist", "root": default_mnist_root(), "verify": False,
+    config.data = {"name": "mnist", "root": "", "verify": False, "cache_dir": "",
                    "val_size": 5000, "generated": False}
     config.loss.name = "softmax_ce"
     config.optim.name = "adam"
@@ -50,7 +43,7 @@ def get_config(arg=None):
     config.train.eval_batch_size = 1000
     config.train.log_every_steps = 200
     config.train.best_metric = "val/accuracy"
-    # The seed's Table 2 compares `baseline` with `candidate`; each trains in workdir/<run>.
+    # The notebook's Table 2 compares `baseline` with `candidate`; each trains in workdir/<run>.
     config.study = {
         "baseline": {"run": "feed_forward", "label": "Feed Forward",
                      "model": {"name": "mlp", "hidden": (128, 64)}},

@@ -1,14 +1,14 @@
-"""Seed 000: chest X-ray pneumonia with the FlexModel CNN.
+"""Chest X-ray pneumonia with the pneumonia notebook's FlexModel CNN.
 
     --config=configs/pneumonia.py:baseline,quick      generated phantoms, minutes (default)
     --config=configs/pneumonia.py:baseline,cpu        real data, 64 px, fits a 2-core CPU
-    --config=configs/pneumonia.py:baseline,full       the seed's settings (224 px, 50 epochs)
+    --config=configs/pneumonia.py:baseline,full       the notebook's settings (224 px, 50 epochs)
     --config=configs/pneumonia.py:sweep,cpu           the sweep (experiments/sweep.py)
 
-Variants name a model/loss choice (`sweep` is the seed's combined sweep: weighted loss and
-regularisation on, the search space in `config.sweep.space`); profiles (quick, cpu, full)
-set data size and budget, of training runs, the sweep and the study (`config.study`).
-With no profile, `quick` applies. `--config.data.root=PATH` points at a Kaggle-layout
+Variants name a model/loss choice (`sweep` is the notebook's combined sweep: weighted loss
+and regularisation on, the search space in `config.sweep.space`); profiles (quick, cpu,
+full) set data size and budget, of training runs, the sweep and the study
+(`config.study`), and are recorded in `config.profile`. With no profile, `quick` applies. `--config.data.root=PATH` points at a Kaggle-layout
 folder; empty means the generated phantom set.
 """
 
@@ -16,7 +16,7 @@ from jaxcx.config import base_config, parse_arg
 
 
 def _baseline(config):
-    """The seed's baseline: 32 maps, 3x3, ReLU, no regularisation, SGD 1e-3, batch 32."""
+    """The notebook's baseline: 32 maps, 3x3, ReLU, no regularisation, SGD 1e-3, batch 32."""
 
 
 def _weighted_loss(config):
@@ -32,8 +32,9 @@ def _combined(config):
     _regularisation(config)
 
 
-def _seed_final(config):
-    """The seed's final model (`finetuned_improved`): both improvements and its sweep's best."""
+def _notebook_final(config):
+    """The notebook's final model (`finetuned_improved`): both improvements and its sweep's
+    best values."""
     _combined(config)
     config.data.image_size = 300
     config.train.batch_size = 64
@@ -53,11 +54,11 @@ def _quick(config):
     config.sweep.space.image_size.choices = (24, 32)
     config.sweep.space.batch_size.choices = (16, 32)
     config.study.num_seeds = 2
-    config.study.bootstrap_resamples = 200
+    config.eval.bootstrap_resamples = 200
 
 
 def _cpu(config):
-    """64 px (the seed's own sweep winner); the sweep keeps to 64 px and batches of 16+,
+    """64 px (the notebook's own sweep winner); the sweep keeps to 64 px and batches of 16+,
     as larger inputs and batch 8 multiply a run's time on two cores."""
     config.data.image_size = 64
     config.train.num_epochs = 12
@@ -74,12 +75,12 @@ def _full(config):
 
 VARIANTS = {"baseline": _baseline, "weighted_loss": _weighted_loss,
             "regularisation": _regularisation, "combined": _combined, "sweep": _combined,
-            "seed_final": _seed_final}
+            "notebook_final": _notebook_final}
 PROFILES = {"quick": _quick, "cpu": _cpu, "full": _full}
 
 
 def sweep_config():
-    """The seed's search space (its wandb random sweep: 15 runs, 20 of 50 epochs each)."""
+    """The notebook's search space (its wandb random sweep: 15 runs, 20 of 50 epochs each)."""
     return {
         "metric": "val/accuracy", "direction": "maximize", "num_trials": 15, "num_epochs": 20,
         "sampler": "random", "sampler_seed": 0, "storage": "", "study_name": "",
@@ -121,8 +122,8 @@ def get_config(arg=None):
     config.train.eval_batch_size = 128
     config.train.log_every_steps = 20
     config.sweep = sweep_config()
-    config.study = {"num_seeds": 3, "select_metric": "val/accuracy", "threshold": "youden",
-                    "bootstrap_resamples": 1000, "analysis_max_images": 0, "most_wrong": 10}
+    config.study = {"num_seeds": 3, "select_metric": "val/accuracy", "analysis_max_images": 0}
+    config.eval.threshold = "youden"
     tokens = [t.strip() for t in (arg or "").split(",") if t.strip()]
     if not any(t in PROFILES for t in tokens):
         tokens.append("quick")
@@ -135,5 +136,8 @@ def get_config(arg=None):
     unknown = [t for t in tokens if t not in VARIANTS and t not in PROFILES and "=" not in t]
     if unknown:
         parse_arg(unknown[0], {**VARIANTS, **PROFILES}, config)  # raises, listing both
-    config.name = "pneumonia_" + "_".join(t for t in tokens if "=" not in t)
+    profile = next(t for t in reversed(tokens) if t in PROFILES)
+    with config.unlocked():
+        config.profile = profile
+    config.sweep.study_name = f"pneumonia_{profile}"
     return config

@@ -1,4 +1,4 @@
-"""Seed 001's XOR task with one MLP: the quickest end-to-end run.
+"""The XOR/MNIST notebook's XOR task with one MLP: the quickest end-to-end run.
 
 Variants: `configs/xor.py:width=3,depth=2` sets the MLP's shape; `:quick` trains briefly.
 """

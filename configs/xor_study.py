@@ -1,6 +1,7 @@
-"""Seed 001's deep-versus-wide study: xor_mlp of width 1..3 and depth 0..3, 10 seeds each.
+"""The XOR/MNIST notebook's deep-versus-wide study: xor_mlp of width 1..3 and depth 0..3,
+10 seeds each.
 
-Defaults follow the seed's notebook: 2,500 training points and a separate 500-point
+Defaults follow the notebook: 2,500 training points and a separate 500-point
 evaluation set (noise std 0.1), tanh MLP with one logit, BCE, plain SGD at 0.1,
 batch 128, 100 epochs. Variants: `adam` (Adam at 0.01), `smoke` (a few seconds: 2
 widths x 2 depths x 2 seeds on little data); fields as `num_seeds=20,num_epochs=50`.

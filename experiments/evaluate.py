@@ -1,25 +1,23 @@
-"""The single test-split evaluation of a chosen checkpoint; refuses a second one.
+"""The single test-split evaluation of a finished run; refuses a second one.
 
-    python -m experiments.evaluate --workdir=runs/pneumonia_cpu      # the study's choice
-    python -m experiments.evaluate --workdir=runs/one_run             # a train.py run
+    python -m experiments.evaluate --workdir=runs/one_run            # an experiments.train run
+    python -m experiments.evaluate --workdir=runs/pneumonia_cpu      # a study: its choice
     python -m experiments.evaluate --workdir=W --run=W/runs/tuned/seed_28 --force
 
 In a study folder the run named by `selection.json` (chosen on validation) is evaluated;
-in a run folder, that run's best checkpoint. Results go to WORKDIR/test/ (metrics at 0.5
-and at a threshold chosen on validation, bootstrap intervals, figures). A second
-evaluation needs --force and is counted in WORKDIR/test/test_metrics.json.
+in a run folder, that run's best checkpoint. The evaluator of the run's task (binary,
+multiclass, multilabel) writes RUN/test/test_metrics.json, its figures, and a test
+section in RUN/report.md. A second evaluation needs --force and is counted.
 """
 
 import json
 from pathlib import Path
 
-import ml_collections
 from absl import flags
 
 from jaxcx import launch
-from jaxcx.data.registry import build_data
-from jaxcx.studies.pneumonia import evaluate_on_test
-from jaxcx.workdir import CONFIG_FILE, WorkdirError
+from jaxcx.run import RESULT_FILE, evaluate
+from jaxcx.workdir import WorkdirError
 
 FLAGS = launch.FLAGS
 _RUN = flags.DEFINE_string("run", None, "run folder to evaluate (default: the study's choice, "
@@ -27,37 +25,26 @@ _RUN = flags.DEFINE_string("run", None, "run folder to evaluate (default: the st
 _FORCE = flags.DEFINE_bool("force", False, "evaluate on the test split again")
 
 
-def _chosen_run(workdir: Path) -> Path:
+def chosen_run(workdir: Path) -> Path:
+    """--run, else the run a study folder selected, else the folder itself."""
     if _RUN.value:
         return Path(_RUN.value)
     selection = workdir / "selection.json"
     if selection.exists():
         return workdir / json.loads(selection.read_text())["run_dir"]
-    if (workdir / "checkpoints").is_dir():
+    if (workdir / RESULT_FILE).exists() or (workdir / "checkpoints").is_dir():
         return workdir
-    raise WorkdirError(f"{workdir} is neither a study folder (no selection.json: run "
-                       "experiments.pneumonia_study first) nor a run folder (no checkpoints/); "
-                       "or name the run with --run")
+    raise WorkdirError(f"{workdir} is neither a study folder (no selection.json: run the "
+                       "study first) nor a run folder (no checkpoints/); or name the run "
+                       "with --run")
 
 
 def main():
-    workdir = Path(launch.require_workdir())
-    run_dir = _chosen_run(workdir)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise WorkdirError(f"{run_dir} holds no {CONFIG_FILE}: not a run folder")
-    config = ml_collections.ConfigDict(json.loads((run_dir / CONFIG_FILE).read_text()))
-    study_file = workdir / CONFIG_FILE
-    study = json.loads(study_file.read_text()).get("study", {}) if study_file.exists() else {}
-    record = evaluate_on_test(
-        config, run_dir, workdir / "test", build_data(config.data, config.seed),
-        threshold_rule=study.get("threshold", "youden"),
-        resamples=study.get("bootstrap_resamples", 1000), most_wrong=study.get("most_wrong", 10),
-        force=_FORCE.value)
-    for name, point in record["operating_points"].items():
-        print(f"threshold {point['threshold']:.4f} ({name}): " + ", ".join(
-            f"{k} {point[k]:.4f}" for k in ("accuracy", "f1", "roc_auc", "pr_auc",
-                                            "sensitivity", "specificity")))
-    print(f"written to {workdir / 'test'} (test evaluations: {record['evaluations']})")
+    run_dir = chosen_run(Path(launch.require_workdir()))
+    record = evaluate(run_dir, force=_FORCE.value)
+    print("## Test" + (run_dir / "report.md").read_text().split("## Test", 1)[1])
+    print(f"written to {run_dir / 'test'} and {run_dir / 'report.md'} "
+          f"(test evaluations: {record['evaluations']})")
 
 
 if __name__ == "__main__":

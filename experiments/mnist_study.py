@@ -1,4 +1,5 @@
-"""Seed 001's MNIST comparison: feed-forward network versus CNN, tested once per digit.
+"""The XOR/MNIST notebook's MNIST comparison: feed-forward network versus CNN, each tested
+once per digit.
 
     python -m experiments.mnist_study --config=configs/mnist.py --workdir=runs/mnist_study
     python -m experiments.mnist_study --config=configs/mnist.py:sgd --workdir=runs/mnist_sgd
@@ -10,14 +11,13 @@ Reads MNIST from ../shared/data/mnist (or --config.data.root); each model trains
 
 from jaxcx import launch
 from jaxcx.studies import mnist as mnist_study
-from jaxcx.workdir import prepare_workdir
 
 launch.FLAGS.set_default("config", "configs/mnist.py")
 
 
 def main():
     config = launch.config_from_flags()
-    workdir = prepare_workdir(launch.require_workdir(), config, overwrite=launch.FLAGS.overwrite)
+    workdir = launch.prepare_run_workdir(config)
     results = mnist_study.run_mnist_study(config, workdir)
     print(mnist_study.comparison_table(*results))
     print(f"report: {mnist_study.write_report(results, config, workdir)}")

@@ -1,5 +1,6 @@
-"""Seed 000's whole study: data analysis, baseline, improvements, ablations over seeds,
-the sweep, selection on validation and the one test evaluation, into WORKDIR/report.md.
+"""The pneumonia notebook's whole study: data analysis, baseline, improvements, ablations
+over seeds, the sweep, selection on validation and the one test evaluation, into
+WORKDIR/report.md.
 
     python -m experiments.pneumonia_study --workdir=runs/pneumonia_quick
     python -m experiments.pneumonia_study --config=configs/pneumonia.py:cpu \
@@ -14,9 +15,8 @@ figures to DIR (e.g. docs/results/pneumonia).
 from absl import flags
 
 from jaxcx import launch
-from jaxcx.config import OVERRIDE_PREFIX
-from jaxcx.studies.pneumonia import Launcher, export_report, run_study
-from jaxcx.workdir import prepare_workdir
+from jaxcx.studies.common import export_report
+from jaxcx.studies.pneumonia import run_study
 
 FLAGS = launch.FLAGS
 _EXPORT = flags.DEFINE_string("export", None, "copy report.md and its figures to this folder")
@@ -25,15 +25,9 @@ FLAGS.set_default("config", "configs/pneumonia.py:quick")
 
 def main():
     config = launch.config_from_flags()
-    fingerprint = config.copy_and_resolve_references()
-    with fingerprint.unlocked():  # more seeds or trials later extend the study
-        del fingerprint.study["num_seeds"]
-        del fingerprint.sweep["num_trials"]
-    workdir = prepare_workdir(launch.require_workdir(), fingerprint, overwrite=FLAGS.overwrite)
-    config_file, _, profile = FLAGS.config.partition(":")
-    launcher = Launcher(config_file, profile, [o.removeprefix(OVERRIDE_PREFIX)
-                                               for o in launch.command_line_overrides()])
-    result = run_study(launcher, workdir)
+    # More seeds or trials later extend the study rather than conflict with it.
+    workdir = launch.prepare_run_workdir(config, ("study.num_seeds", "sweep.num_trials"))
+    result = run_study(config, workdir, spec=FLAGS.config)
     print(f"selected {result.selected.key}; report: {workdir / 'report.md'} "
           f"({result.seconds / 60:.1f} min)")
     if _EXPORT.value:

@@ -11,8 +11,8 @@ between machines. Writes WORKDIR/{sweep.db, trials/, plots/, best.json, report.m
 """
 
 from jaxcx import launch
-from jaxcx.sweep import run_sweep, write_sweep_report
-from jaxcx.workdir import prepare_workdir
+from jaxcx.run import run_config, validate
+from jaxcx.sweep import as_flags, run_sweep, write_sweep_report
 
 FLAGS = launch.FLAGS
 
@@ -21,14 +21,13 @@ def main():
     config = launch.config_from_flags()
     if "sweep" not in config:
         raise launch.ConfigError(f"{FLAGS.config} has no `sweep` section to search over")
-    fingerprint = config.copy_and_resolve_references()
-    with fingerprint.unlocked():
-        del fingerprint.sweep["num_trials"]  # asking for more trials later resumes the study
-    workdir = prepare_workdir(launch.require_workdir(), fingerprint, overwrite=FLAGS.overwrite)
+    validate(run_config(config))
+    # Asking for more trials later resumes the study.
+    workdir = launch.prepare_run_workdir(config, ("sweep.num_trials",))
     result = run_sweep(config, workdir)
     report = write_sweep_report(config, workdir, result)
     print(f"best {config.sweep.metric} = {result.best_value:.4f} with "
-          f"{' '.join('--config.' + o for o in result.best_overrides)}; report: {report}")
+          f"{as_flags(result.best_changes)}; report: {report}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Exploratory data analysis of image-classification splits (seed 000 Q1, seed 002 EDA).
+"""Exploratory data analysis of image-classification splits, as the pneumonia notebook's
+Q1 and the CheXpert notebook's EDA do it.
 
 `analyze(splits, out_dir, ...)` writes PNG figures and `data_summary.md`: label counts per
 split; per-class histograms of height, width, aspect ratio, channels and min/max
-intensity; a 5x5 grid of samples with class names (seed 004); the smallest, largest,
-darkest and brightest images; the count of 3-channel images; and for multi-label data the
-per-label prevalence, the label co-occurrence matrix and the positive findings per image.
+intensity; a 5x5 grid of samples with class names (as the COVID notebook); the smallest,
+largest, darkest and brightest images; the count of 3-channel images; and for multi-label
+data the per-label prevalence, the label co-occurrence matrix and the positive findings
+per image.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ GRID_SIZE = 5
 
 @dataclasses.dataclass
 class ImageStats:
-    """Per-image facts of one split (aspect ratio = width / height, as seed 000)."""
+    """Per-image facts of one split (aspect ratio = width / height, as the pneumonia notebook)."""
 
     ids: list[str]
     indices: np.ndarray
@@ -169,7 +171,7 @@ def plot_cooccurrence(matrix: np.ndarray, names: Sequence[str], path: Path, titl
 
 
 def plot_positive_findings(labels: np.ndarray, path: Path, title: str) -> Path:
-    """Histogram of the number of positive labels per image (seed 002)."""
+    """Histogram of the number of positive labels per image (as the CheXpert notebook)."""
     findings = (np.asarray(labels) > 0.5).sum(axis=1)
     fig = plots.new_figure(6, 4)
     ax = fig.subplots()

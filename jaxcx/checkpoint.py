@@ -62,6 +62,10 @@ class Checkpointer:
     def save(self, step: int, state: TrainState, *, loop_state: Mapping[str, Any],
              is_best: bool, data_iterator: grain.DatasetIterator | None = None):
         """Saves one step (asynchronously; `wait` or `close` to block until written)."""
+        # One manager at a time: in multi-process runs the two managers' finalising
+        # threads use the same Orbax barrier names, so a best save that starts while the
+        # previous latest save is still finishing fails ("Barrier ... already ongoing").
+        self._latest.wait_until_finished()
         state_item = ocp.args.StandardSave(state.saveable())
         loop_item = ocp.args.JsonSave(dict(loop_state))
         if is_best:

@@ -70,6 +70,12 @@ def base_config() -> ConfigDict:
                 "xla_small_model": False,
             },
             "tracking": {"tensorboard": True, "wandb": False, "wandb_project": "jaxcx"},
+            # How a finished run is evaluated (jaxcx.evaluation): the task ('auto': binary,
+            # multiclass or multilabel from the data), the validation-chosen threshold
+            # ('youden', 'f1', or 'recall' reaching `target_recall`), bootstrap intervals and
+            # the number of most-wrong test images shown.
+            "eval": {"task": "auto", "threshold": "youden", "target_recall": 0.9,
+                     "bootstrap_resamples": 1000, "bootstrap_seed": 0, "most_wrong": 10},
             # Start from another run's best parameters: all of them, or only the named
             # top-level subtrees (e.g. ('encoder',)) when the head differs.
             "init_from": {"workdir": "", "subtrees": ()},
@@ -142,6 +148,33 @@ def _coerce(path: str, old: Any, new: Any) -> Any:
         f"got {type(new).__name__} {new!r}")
 
 
+def _unknown_key(config: ConfigDict, path: str) -> ConfigError:
+    valid = flat_keys(config)
+    close = difflib.get_close_matches(path, valid, n=3)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key {path!r}.{hint} Valid keys: {', '.join(valid)}")
+
+
+def _set_field(config: ConfigDict, path: str, value: Any) -> None:
+    """Sets the field at dotted `path`, refusing unknown keys and values of the wrong type.
+    A mapping given for a whole section replaces that section."""
+    parent = config
+    *parents, leaf = path.split(".")
+    for name in parents:
+        child = parent.get(name) if isinstance(parent, ConfigDict) else None
+        if not isinstance(child, ConfigDict):
+            raise _unknown_key(config, path)
+        parent = child
+    if leaf not in parent:
+        raise _unknown_key(config, path)
+    if isinstance(parent[leaf], ConfigDict):
+        if not isinstance(value, Mapping):
+            raise _unknown_key(config, path)
+        parent[leaf] = ConfigDict(dict(value))
+    else:
+        parent[leaf] = _coerce(path, parent[leaf], value)
+
+
 def apply_overrides(config: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
     """Sets `a.b=value` overrides, refusing unknown keys and values of the wrong type."""
     for item in overrides:
@@ -149,30 +182,74 @@ def apply_overrides(config: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
         if "=" not in item:
             raise ConfigError(f"config override {item!r} must look like field=value")
         path, text = item.split("=", 1)
-        parent = config
-        *parents, leaf = path.split(".")
-        for name in parents:
-            child = parent.get(name) if isinstance(parent, ConfigDict) else None
-            if not isinstance(child, ConfigDict):
-                parent = None
-                break
-            parent = child
-        if parent is None or leaf not in parent or isinstance(parent[leaf], ConfigDict):
-            valid = flat_keys(config)
-            close = difflib.get_close_matches(path, valid, n=3)
-            hint = f" Did you mean {' or '.join(close)}?" if close else ""
-            raise ConfigError(
-                f"unknown config key {path!r}.{hint} Valid keys: {', '.join(valid)}")
-        parent[leaf] = _coerce(path, parent[leaf], _parse_value(text))
+        value = _parse_value(text)
+        if isinstance(value, Mapping):
+            raise _unknown_key(config, path) if path not in flat_keys(config) else ConfigError(
+                f"config field {path!r} takes a value, not a mapping")
+        _set_field(config, path, value)
     return config
 
 
+def with_overrides(config: ConfigDict, changes: Mapping[str, Any]) -> ConfigDict:
+    """A locked copy of `config` with `changes` ({'optim.learning_rate': 0.01, ...}) set;
+    keys and types are checked as on the command line. `config` is left unchanged."""
+    edited = ConfigDict(config.to_dict())
+    for path, value in changes.items():
+        _set_field(edited, path, value)
+    edited.lock()
+    return edited
+
+
+def config_diff(base: ConfigDict, config: ConfigDict) -> dict[str, Any]:
+    """The dotted fields whose values differ between `base` and `config` (values of
+    `config`), in key order; fields only one of them has are included too."""
+    old, new = _flatten(base.to_dict()), _flatten(config.to_dict())
+    return {key: new.get(key) for key in sorted(set(old) | set(new))
+            if _jsonable(old.get(key)) != _jsonable(new.get(key))}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def format_value(value: Any) -> str:
+    """Text that `--config.a.b=TEXT` parses back to `value`."""
+    if isinstance(value, str):
+        try:
+            parsed = _parse_value(value)
+        except ValueError:
+            parsed = value
+        return value if parsed == value and "," not in value else repr(value)
+    if isinstance(value, list):
+        value = tuple(value)
+    return repr(value)
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ConfigDict:
-    """Loads `path.py[:arg]`, applies overrides and returns a locked config."""
+    """Loads `path.py[:arg]` (or a run's saved `config.json`), applies overrides and
+    returns a locked config."""
     path_text, _, arg = spec.partition(":")
     path = Path(path_text)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found (expected e.g. configs/xor.py)")
+        raise ConfigError(f"config file {path} not found (expected e.g. configs/xor.py, or a "
+                          "run folder's config.json)")
+    if path.suffix == ".json":
+        if arg:
+            raise ConfigError(f"{path} is a saved config: it takes no variant (got {arg!r})")
+        config = ConfigDict(json.loads(path.read_text()))
+        apply_overrides(config, overrides)
+        config.lock()
+        return config
     spec_obj = importlib.util.spec_from_file_location(f"jaxcx_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec_obj)
     spec_obj.loader.exec_module(module)

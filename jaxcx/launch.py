@@ -8,12 +8,14 @@ and turns the errors a user can fix into one clear line and exit status 2.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 from absl import app, flags, logging
 
 from jaxcx.config import ConfigDict, ConfigError, load_config, split_override_flags
+from jaxcx.workdir import prepare_workdir
 
 flags.DEFINE_string("config", None, "Config file, with an optional variant: configs/x.py[:variant].")
 flags.DEFINE_string("workdir", None, "Folder for this run's config, metrics, checkpoints and plots.")
@@ -73,6 +75,21 @@ def require_workdir() -> str:
     if not FLAGS.workdir:
         raise ConfigError("--workdir is required: the folder this run writes to")
     return FLAGS.workdir
+
+
+def prepare_run_workdir(config: ConfigDict, ignore: Sequence[str] = ()) -> Path:
+    """`--workdir` prepared for `config` (see `jaxcx.workdir.prepare_workdir`); the dotted
+    fields in `ignore` are left out of the comparison with a run already there, so that
+    raising them (more seeds, more trials) extends that run."""
+    fingerprint = config.copy_and_resolve_references()
+    with fingerprint.unlocked():
+        for path in ignore:
+            *parents, leaf = path.split(".")
+            section = fingerprint
+            for name in parents:
+                section = section[name]
+            del section[leaf]
+    return prepare_workdir(require_workdir(), fingerprint, overwrite=FLAGS.overwrite)
 
 
 def init_distributed() -> None:

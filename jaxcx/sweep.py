@@ -11,9 +11,10 @@
     study_name           empty means `config.name`
     space                {param: {field: 'a.b', choices: (...)} or {field, low, high, log}}
 
-Each trial trains in `WORKDIR/trials/NNNN` with `jaxcx.train.loop.fit`; a trial killed
-mid-way is marked failed by Optuna's heartbeat once stale and retried with the same
-parameters in the same folder, so it resumes from its checkpoint.
+Each trial is a `jaxcx.run.train_and_evaluate` run in `WORKDIR/trials/NNNN`, keeping the
+checkpoint best by the sweep's metric; a trial killed mid-way is marked failed by
+Optuna's heartbeat once stale and retried with the same parameters in the same folder,
+so it resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import dataclasses
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +34,22 @@ import ml_collections  # noqa: E402
 import optuna  # noqa: E402
 from optuna.storages import RetryHeartbeatStaleTrialCallback  # noqa: E402
 
-from jaxcx import tracking  # noqa: E402
-from jaxcx.config import ConfigError, apply_overrides  # noqa: E402
-from jaxcx.data.registry import DataBundle, build_data  # noqa: E402
-from jaxcx.train.loop import NonFiniteLossError, fit  # noqa: E402
-from jaxcx.workdir import prepare_workdir  # noqa: E402
+from jaxcx.config import ConfigError, format_value, with_overrides  # noqa: E402
+from jaxcx.data.registry import DataCache  # noqa: E402
+from jaxcx.run import DataSource, run_config, train_and_evaluate  # noqa: E402
+from jaxcx.train.loop import NonFiniteLossError  # noqa: E402
 
-STUDY_SECTIONS = ("sweep", "study")
 HEARTBEAT_SECONDS = 60
-DataFn = Callable[[ml_collections.ConfigDict], DataBundle]
 
 
-def run_config(config: ml_collections.ConfigDict,
-               overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """A training run's config: `config` without its sweep/study sections, with overrides."""
-    plain = ml_collections.ConfigDict(
-        {k: v for k, v in config.to_dict().items() if k not in STUDY_SECTIONS})
-    apply_overrides(plain, overrides)
-    plain.lock()
-    return plain
+def param_changes(space: ml_collections.ConfigDict, params: dict[str, Any]) -> dict[str, Any]:
+    """{config field: sampled value} of each parameter of `space`."""
+    return {space[name].field: value for name, value in params.items()}
 
 
-def param_overrides(space: ml_collections.ConfigDict, params: dict[str, Any]) -> list[str]:
-    """`a.b=value` overrides that set each sampled parameter's config field (their text
-    parses back to the same value, on the command line too)."""
-    return [f"{space[name].field}={value}" for name, value in params.items()]
+def as_flags(changes: dict[str, Any]) -> str:
+    """Config changes as the command line's `--config.a.b=value` flags."""
+    return " ".join(f"--config.{field}={format_value(value)}" for field, value in changes.items())
 
 
 def suggest(trial: optuna.Trial, space: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -75,29 +66,6 @@ def suggest(trial: optuna.Trial, space: ml_collections.ConfigDict) -> dict[str, 
         else:
             raise ConfigError(f"sweep.space.{name} needs 'choices' or 'low' and 'high'")
     return params
-
-
-class DataCache:
-    """Builds a dataset once per distinct `data` config (keeps the latest only)."""
-
-    def __init__(self):
-        self._key: str | None = None
-        self._data: DataBundle | None = None
-
-    def __call__(self, config: ml_collections.ConfigDict) -> DataBundle:
-        key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
-        if key != self._key:
-            self._data = None  # let the previous arrays go before loading the next
-            self._data, self._key = build_data(config.data, config.seed), key
-        return self._data
-
-
-def best_value(workdir: str | Path, metric: str, direction: str) -> float:
-    """The best value of `metric` over a run's evaluations (metrics.jsonl)."""
-    values = [row[metric] for row in tracking.read_metrics(workdir) if metric in row]
-    if not values:
-        raise KeyError(f"metric {metric!r} never logged in {workdir}/metrics.jsonl")
-    return max(values) if direction == "maximize" else min(values)
 
 
 def _sampler(sweep_cfg: ml_collections.ConfigDict, seed: int) -> optuna.samplers.BaseSampler:
@@ -155,38 +123,39 @@ def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 10.0) -> 
 
 @dataclasses.dataclass
 class SweepResult:
-    """The study and its best trial, as config overrides and a run folder."""
+    """The study and its best trial, as config changes and a run folder."""
 
     study: optuna.Study
     best_params: dict[str, Any]
     best_value: float
-    best_overrides: list[str]
+    best_changes: dict[str, Any]  # {config field: value}
     best_run: Path
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
-              data_for: DataFn | None = None) -> SweepResult:
+              data: DataSource = None) -> SweepResult:
     """Runs trials until `config.sweep.num_trials` have finished; returns the best, once
     no worker sharing the study has a trial left running."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sweep_cfg = config.sweep
-    data_for = data_for or DataCache()
+    data = data or DataCache()
     study = open_study(config, workdir)
     metric = sweep_cfg.metric
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, sweep_cfg.space)
-        trial_config = run_config(config, [*param_overrides(sweep_cfg.space, params),
-                                           f"train.num_epochs={sweep_cfg.num_epochs}"])
+        trial_config = with_overrides(run_config(config), {
+            **param_changes(sweep_cfg.space, params), "train.num_epochs": sweep_cfg.num_epochs,
+            "train.best_metric": metric,
+            "train.best_mode": "max" if sweep_cfg.direction == "maximize" else "min"})
         frozen = study.get_trials(deepcopy=False)[trial.number]
         retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         number = trial.number if retried is None else retried
-        run_dir = prepare_workdir(workdir / "trials" / f"{number:04d}", trial_config,
-                                  overwrite=True)
+        run_dir = workdir / "trials" / f"{number:04d}"
         trial.set_user_attr("run_dir", str(run_dir.relative_to(workdir)))
-        fit(trial_config, run_dir, data_for(trial_config))
-        return best_value(run_dir, metric, sweep_cfg.direction)
+        result = train_and_evaluate(trial_config, run_dir, overwrite=True, data=data)
+        return result.val_metrics[metric]
 
     missing = sweep_cfg.num_trials - len(finished_trials(study))
     if missing > 0:
@@ -200,7 +169,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
         raise RuntimeError(f"no trial of {study.study_name} finished; see {workdir}/trials")
     best = study.best_trial
     return SweepResult(study, dict(best.params), float(best.value),
-                       param_overrides(sweep_cfg.space, best.params),
+                       param_changes(sweep_cfg.space, best.params),
                        workdir / best.user_attrs["run_dir"])
 
 
@@ -255,13 +224,12 @@ def trials_table(study: optuna.Study, metric: str) -> str:
 def write_sweep_report(config: ml_collections.ConfigDict, workdir: str | Path,
                        result: SweepResult) -> Path:
     """`WORKDIR/report.md` with the trials, the best configuration and the figures;
-    `WORKDIR/best.json` with the best parameters and overrides."""
+    `WORKDIR/best.json` with the best parameters and the config changes they make."""
     workdir = Path(workdir)
     figures = sweep_figures(result.study, workdir / "plots", config.name)
     (workdir / "best.json").write_text(json.dumps(
         {"value": result.best_value, "params": result.best_params,
-         "overrides": result.best_overrides, "run": str(result.best_run)}, indent=2) + "\n")
-    overrides = " ".join(f"--config.{o}" for o in result.best_overrides)
+         "changes": result.best_changes, "run": result.best_run.name}, indent=2) + "\n")
     goal = "maximising" if config.sweep.direction == "maximize" else "minimising"
     lines = [
         f"# Sweep {result.study.study_name}",
@@ -270,7 +238,7 @@ def write_sweep_report(config: ml_collections.ConfigDict, workdir: str | Path,
         f"epochs, {config.sweep.sampler} sampler, {goal} `{config.sweep.metric}`. "
         f"Best: {result.best_value:.4f} (trial folder {result.best_run.name}).",
         "",
-        f"Best overrides: `{overrides}`",
+        f"Best values: `{as_flags(result.best_changes)}`",
         "",
         trials_table(result.study, config.sweep.metric),
         "",

@@ -1,4 +1,5 @@
-"""CheXpert CSV validation, seed 002's cleaning, uncertain policies and patient split."""
+"""CheXpert CSV validation, the CheXpert notebook's cleaning, uncertain policies and
+patient split."""
 
 import csv
 import pickle
@@ -8,8 +9,8 @@ import pytest
 
 from jaxcx.data.chexpert import (
     CHEXPERT_FINDINGS,
+    CHEXPERT_NOTEBOOK_LABELS,
     REQUIRED_COLUMNS,
-    CHEXPERT_SEED_LABELS,
     check_balance,
     clean_rows,
     label_arrays,
@@ -122,7 +123,7 @@ def test_clean_rows_frontal_first_four_studies(tmp_path):
 def test_uncertain_policies(tmp_path):
     path = _write_csv(tmp_path / "train.csv", [_row()])
     rows, _ = read_chexpert_csv(path)
-    # CHEXPERT_SEED_LABELS[0:3] = Enlarged Cardiomediastinum (1), Cardiomegaly (0), Lung Opacity (-1)
+    # CHEXPERT_NOTEBOOK_LABELS[0:3] = Enlarged Cardiomediastinum (1), Cardiomegaly (0), Lung Opacity (-1)
     zeros, mask = label_arrays(rows, uncertain="zeros")
     assert zeros.shape == (1, 12) and zeros.dtype == np.float32
     assert zeros[0, :3].tolist() == [1, 0, 0] and mask.min() == 1
@@ -148,7 +149,7 @@ def test_balance_check_warns_listing_labels():
     val = np.zeros((50, 12), np.float32)
     val[:5, 2] = 1  # Lung Opacity: 0% vs 10%
     with pytest.warns(UserWarning, match=r"Lung Opacity 0.0% vs 10.0%"):
-        imbalanced = check_balance(train, val, CHEXPERT_SEED_LABELS)
+        imbalanced = check_balance(train, val, CHEXPERT_NOTEBOOK_LABELS)
     assert list(imbalanced) == ["Lung Opacity"]
 
 

@@ -1,4 +1,4 @@
-"""IDX reading/writing, MNIST loading and seed 003's class split."""
+"""IDX reading/writing, MNIST loading and the Fashion-MNIST notebook's class split."""
 
 import gzip
 import hashlib

@@ -1,4 +1,4 @@
-"""Seed 000's re-split as a manifest."""
+"""The pneumonia notebook's 80/10/10 re-split as a manifest."""
 
 import json
 

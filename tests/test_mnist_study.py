@@ -1,4 +1,5 @@
-"""Seed 001's MNIST study: parameter counts, the 800-feature walk-through, Table 2, a smoke run."""
+"""The XOR/MNIST notebook's MNIST study: parameter counts, the 800-feature walk-through,
+Table 2, a smoke run."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxcx.config import load_config
+from jaxcx.data.builders import mnist_root
 from jaxcx.data.errors import DataError
 from jaxcx.models import build_model, summary
 from jaxcx.studies import mnist as mnist_study
@@ -13,7 +15,7 @@ from jaxcx.studies import mnist as mnist_study
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def config():
     return load_config(str(REPO / "configs/mnist.py"))
 
@@ -44,13 +46,16 @@ def test_comparison_table_gives_difference_and_increase():
     assert lines[-1].startswith("| all | 0.9000 | 0.9900 |")
 
 
-def test_missing_mnist_says_where_to_put_it(tmp_path):
+def test_missing_mnist_says_where_to_put_it(tmp_path, config):
+    with config.unlocked():
+        config.data.root = str(tmp_path)
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz.*--config\.data\.root"):
-        mnist_study.require_mnist(tmp_path)
+        mnist_root(config.data)
 
 
-def test_shared_mnist_is_complete(shared_data):
-    assert mnist_study.require_mnist(shared_data / "mnist")
+def test_shared_mnist_is_found_by_default(shared_data, config, monkeypatch):
+    monkeypatch.setenv("JAXCX_SHARED_DATA", str(shared_data))
+    assert config.data.root == "" and mnist_root(config.data) == shared_data / "mnist"
 
 
 @pytest.mark.slow

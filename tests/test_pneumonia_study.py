@@ -1,24 +1,41 @@
-"""Seed 000's study: reproducible runs, clear data errors, and the quick study end to end."""
+"""The pneumonia study: arms as config edits, clear data errors, reproducible runs, and the
+quick study end to end, with the numbers it gave before the study was rebuilt on
+`train_and_evaluate`."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from jaxcx import tracking
 from jaxcx.config import load_config
 from jaxcx.data.errors import DataError
 from jaxcx.data.registry import build_data
-from jaxcx.studies.pneumonia import ARMS, Launcher, config_variant, run_study, tuned_overrides
-from jaxcx.sweep import run_config
-from jaxcx.train.loop import fit
-from jaxcx.workdir import prepare_workdir
+from jaxcx.run import load_result, run_config, train_and_evaluate
+from jaxcx.studies.pneumonia import ARMS, arm_changes, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = f"{REPO}/configs/pneumonia.py"
+
+# (validation accuracy, loss) of every run of the quick study below, made by commit
+# 6db42d3 (the study before it was rebuilt on train_and_evaluate): the rebuild must not
+# change a number.
+BEFORE_REDESIGN = {
+    "baseline/seed_28": (0.8125, 0.539563), "baseline/seed_29": (0.8125, 0.587272),
+    "weighted_loss/seed_28": (0.6875, 0.437862), "weighted_loss/seed_29": (0.9375, 0.134777),
+    "regularisation/seed_28": (0.9375, 0.205929), "regularisation/seed_29": (0.9375, 0.157799),
+    "tuned/seed_28": (1.0, 0.149768), "tuned/seed_29": (0.75, 8.698307),
+    "all_three/seed_28": (0.8125, 0.297425), "all_three/seed_29": (0.75, 4.955585),
+    "no_weighted_loss/seed_28": (1.0, 0.061634), "no_weighted_loss/seed_29": (0.8125, 0.476567),
+    "no_regularisation/seed_28": (1.0, 0.128044), "no_regularisation/seed_29": (0.8125, 0.694758),
+    "no_tuning/seed_28": (0.8125, 0.372174), "no_tuning/seed_29": (0.9375, 0.149153)}
+BEFORE_TEST = {  # the selected run (regularisation/seed_29) on the test split
+    "0.5": {"threshold": 0.5, "accuracy": 15 / 17, "sensitivity": 1.0, "specificity": 0.6},
+    "validation": {"threshold": 0.675570011138916, "accuracy": 16 / 17, "sensitivity": 1.0,
+                   "specificity": 0.8}}
 
 
 def tiny(cache_dir, *overrides):
@@ -26,25 +43,25 @@ def tiny(cache_dir, *overrides):
             "data.phantom.min_size=48", "data.phantom.max_size=64", *overrides]
 
 
-def test_arms_map_to_config_variants():
-    assert config_variant(ARMS["no_tuning"]) == "combined"
-    assert config_variant(ARMS["no_regularisation"]) == "weighted_loss"
-    assert config_variant(ARMS["tuned"]) == "baseline"
-    best = ["model.dropout_rate=0.6", "optim.name=adam"]
-    assert tuned_overrides(best, ARMS["tuned"]) == ["optim.name=adam"]
-    assert tuned_overrides(best, ARMS["all_three"]) == best
-    assert tuned_overrides(best, ARMS["no_tuning"]) == []
+def test_arm_changes_are_the_improvements_edits():
+    tuned = {"model.dropout_rate": 0.6, "optim.name": "adam"}
+    assert arm_changes(ARMS["baseline"], tuned) == {}
+    assert arm_changes(ARMS["no_tuning"], tuned) == {"loss.name": "weighted_ce",
+                                                     "model.regularisation": True}
+    # No dropout layer without regularisation, so the sweep's rate is not applied.
+    assert arm_changes(ARMS["tuned"], tuned) == {"optim.name": "adam"}
+    assert arm_changes(ARMS["no_regularisation"], tuned) == {"loss.name": "weighted_ce",
+                                                             "optim.name": "adam"}
+    assert arm_changes(ARMS["all_three"], tuned) == {
+        "loss.name": "weighted_ce", "model.regularisation": True, **tuned}
 
 
-def test_same_variant_and_seed_give_identical_metrics(tmp_path):
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
     config = run_config(load_config(f"{CONFIG}:combined,quick", tiny(
         tmp_path / "cache", "data.image_size=16", "train.num_epochs=2")))
     data = build_data(config.data, config.seed)
-    histories = []
-    for name in ("a", "b"):
-        fit(config, prepare_workdir(tmp_path / name, config), data)
-        rows = tracking.read_metrics(tmp_path / name)
-        histories.append([row for row in rows if "val/loss" in row])
+    histories = [train_and_evaluate(config, tmp_path / name, data=data).history
+                 for name in ("a", "b")]
     assert len(histories[0]) == 2 and histories[0] == histories[1]
 
 
@@ -71,19 +88,40 @@ def test_study_fails_at_start_on_a_missing_data_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_study_end_to_end_and_resume(tmp_path):
-    launcher = Launcher(CONFIG, "quick", tiny(tmp_path / "cache", "data.phantom.num_images=160"))
-    result = run_study(launcher, tmp_path / "study", log=lambda _: None)
+def test_quick_study_end_to_end_resume_and_reproduce(tmp_path):
+    config = load_config(f"{CONFIG}:quick", tiny(tmp_path / "cache", "data.phantom.num_images=160"))
     study = tmp_path / "study"
+    result = run_study(config, study, spec="configs/pneumonia.py:quick", log=lambda _: None)
     assert set(result.arms) == set(ARMS) and all(len(r) == 2 for r in result.arms.values())
     assert len(list((study / "sweep" / "trials").iterdir())) == 3
+    runs = {run.key: run for runs in result.arms.values() for run in runs}
+    for key, (accuracy, loss) in BEFORE_REDESIGN.items():
+        assert runs[key].val["accuracy"] == accuracy, key
+        assert runs[key].val["loss"] == pytest.approx(loss, abs=2e-6), key
+    assert result.selected.key == "regularisation/seed_29"
+    for name, expected in BEFORE_TEST.items():
+        point = result.test["operating_points"][name]
+        assert {k: point[k] for k in expected} == pytest.approx(expected, abs=1e-7), name
     report = (study / "report.md").read_text()
     for section in ("## 1. Data", "## 2. Validation", "## 3. Sweep", "## 4. Selection",
                     "## 6. Targets", "sweep_history.png", "test_most_wrong.png"):
         assert section in report
     assert result.test["evaluations"] == 1
-    summary = study / "runs" / "baseline" / "seed_28" / "summary.json"
-    stamp = summary.stat().st_mtime_ns
-    again = run_study(launcher, study, log=lambda _: None)
-    assert summary.stat().st_mtime_ns == stamp and again.selected.key == result.selected.key
-    assert json.loads((study / "test" / "test_metrics.json").read_text())["evaluations"] == 1
+
+    # A second run of the study reads every run back and evaluates nothing again.
+    record = result.selected.result.workdir / "test" / "test_metrics.json"
+    stamps = {p: p.stat().st_mtime_ns for p in (record, *study.glob("runs/*/*/result.json"))}
+    again = run_study(config, study, log=lambda _: None)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again.selected.key == result.selected.key
+    assert json.loads(record.read_text())["evaluations"] == 1
+
+    # The printed reproduce command, run by hand, gives the run's metrics.
+    run = runs["all_three/seed_28"]
+    command = shlex.split(run.command.replace("configs/pneumonia.py", CONFIG))
+    assert command[:3] == ["python", "-m", "experiments.train"]
+    subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True, capture_output=True,
+                   env={**os.environ, "JAXCX_NO_PROGRESS": "1"})
+    workdir = Path(next(a for a in command if a.startswith("--workdir=")).split("=", 1)[1])
+    by_hand = load_result(workdir if workdir.is_absolute() else REPO / workdir)
+    assert by_hand.val_metrics == run.result.val_metrics

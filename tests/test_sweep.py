@@ -7,7 +7,9 @@ import optuna
 import pytest
 
 from jaxcx.config import ConfigError, load_config
-from jaxcx.sweep import param_overrides, run_config, run_sweep, suggest, wait_for_running_trials
+from jaxcx.config import with_overrides
+from jaxcx.run import load_result, run_config
+from jaxcx.sweep import as_flags, param_changes, run_sweep, suggest, wait_for_running_trials
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "pneumonia.py")
 
@@ -20,17 +22,20 @@ def tiny_sweep_config(cache_dir, num_trials):
         "sweep.space.kernel_size.choices=(3,)", f"sweep.num_trials={num_trials}"])
 
 
-def test_suggest_and_overrides_round_trip():
+def test_suggest_and_changes_round_trip():
     config = load_config(f"{CONFIG}:sweep,cpu")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     params = suggest(study.ask(), config.sweep.space)
     assert set(params) == set(config.sweep.space)
     assert 1e-5 <= params["learning_rate"] <= 1e-3 and 0.25 <= params["dropout"] <= 0.75
-    run = run_config(config, param_overrides(config.sweep.space, params))
+    run = with_overrides(run_config(config), param_changes(config.sweep.space, params))
     assert "sweep" not in run and "study" not in run
     assert run.optim.learning_rate == params["learning_rate"]
     assert run.model.activation == params["activation"]
     assert run.data.image_size == params["image_size"]
+    flags = as_flags(param_changes(config.sweep.space, params)).split()
+    again = load_config(f"{CONFIG}:sweep,cpu", [f.removeprefix("--config.") for f in flags])
+    assert run_config(again).to_dict() == run.to_dict()  # the printed flags parse back
 
 
 def test_bad_space_is_a_config_error():
@@ -54,7 +59,10 @@ def test_sweep_resumes_up_to_the_requested_count(tmp_path):
     again = run_sweep(tiny_sweep_config(tmp_path / "cache", 3), workdir)
     assert len(again.study.trials) == 3
     assert again.best_run.is_dir()
-    assert any(o.startswith("optim.learning_rate=") for o in again.best_overrides)
+    best = load_result(again.best_run)
+    assert best.config.optim.learning_rate == again.best_changes["optim.learning_rate"]
+    assert best.val_metrics["val/accuracy"] == again.best_value == max(
+        t.value for t in again.study.trials)
 
 
 def test_best_trial_waits_for_trials_running_in_another_worker(tmp_path):

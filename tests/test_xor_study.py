@@ -1,4 +1,5 @@
-"""Seed 001's XOR study: parameter counts, grouped training equals per-setting runs, report."""
+"""The XOR/MNIST notebook's XOR study: parameter counts, grouped training equals
+per-setting runs, report."""
 
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from jaxcx.train import multiseed
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer
 
-SEED_TABLE_PARAMS = {1: (5, 7, 9, 11), 2: (9, 15, 21, 27), 3: (13, 25, 37, 49)}
+NOTEBOOK_TABLE_1_PARAMS = {1: (5, 7, 9, 11), 2: (9, 15, 21, 27), 3: (13, 25, 37, 49)}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,9 +30,9 @@ def smoke_study(smoke_config):
     return xor_study.run_xor_study(smoke_config)
 
 
-def test_parameter_counts_match_the_seed_table():
+def test_parameter_counts_match_the_notebook_table():
     config = load_config(str(REPO / "configs/xor_study.py"))
-    for width, counts in SEED_TABLE_PARAMS.items():
+    for width, counts in NOTEBOOK_TABLE_1_PARAMS.items():
         for depth, expected in enumerate(counts):
             model = xor_study.xor_model(config, xor_study.Setting(width, depth))
             shapes = jax.eval_shape(lambda: multiseed.init_params(model, jax.random.key(0), jnp.ones((1, 2))))

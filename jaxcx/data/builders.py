@@ -22,11 +22,13 @@ from jaxcx import tracking
 from jaxcx.data import transforms as T
 from jaxcx.data.errors import BadInputLog, DataError
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, class_names_from_map, scan_split
-from jaxcx.data.idx import MNIST_MD5, load_mnist
+from jaxcx.data.idx import MNIST_FILES, MNIST_MD5, load_mnist
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle, register_dataset
 from jaxcx.data.resplit import pneumonia_resplit
-from jaxcx.data.synthetic import write_phantom_chest_xrays
+from jaxcx.data.npz import NPZ_SPLITS, NpzSource
+from jaxcx.data.synthetic import (write_medmnist_like, write_mnist_like_idx,
+                                  write_phantom_chest_xrays)
 from jaxcx.data.xor import XorSource
 
 LabelledFile = tuple[str, int]
@@ -124,7 +126,8 @@ def phantom_chest_xray_root(data_cfg: ml_collections.ConfigDict) -> Path:
 def image_transforms(data_cfg: ml_collections.ConfigDict, train_source: ArraySource,
                      train: bool) -> list:
     """Per-record transforms on preprocessed uint8 arrays: [0, 1], augmentation, and
-    standardisation with the training split's mean and std (seed 000)."""
+    standardisation with the training split's mean and std (as the pneumonia notebook
+    does)."""
     chain: list = [T.ScaleToUnit()]
     if train:
         augment = T.augment_from_config(data_cfg.augment.to_dict())
@@ -143,10 +146,11 @@ def image_transforms(data_cfg: ml_collections.ConfigDict, train_source: ArraySou
 def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     """Kaggle pneumonia folders (`data.root`), or generated phantoms when `root` is empty.
 
-    `data.split='resplit'` pools every split and re-splits 80/10/10 as seed 000 does;
+    `data.split='resplit'` pools every split and re-splits 80/10/10 as the pneumonia
+    notebook does;
     `'folders'` uses the folder's own train/val/test.
     """
-    del seed  # the split is fixed by the data (seed 000's Random(42))
+    del seed  # the split is fixed by the data (the pneumonia notebook's Random(42))
     root = Path(data_cfg.root).expanduser() if data_cfg.root else phantom_chest_xray_root(data_cfg)
     layout = "expected the Kaggle layout ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
     if not root.is_dir():
@@ -179,11 +183,41 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         worker_count=data_cfg.get("worker_count", 0), bad_inputs=logs)
 
 
+def shared_data_root() -> Path:
+    """Where the real datasets live: $JAXCX_SHARED_DATA, else ../shared/data beside the
+    repository this package was installed from."""
+    configured = os.environ.get("JAXCX_SHARED_DATA", "")
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def mnist_root(data_cfg: ml_collections.ConfigDict) -> Path:
+    """The folder of the four MNIST IDX files: `data.root`, the shared data's `mnist/`
+    when empty, or (`data.generated`) small learnable stand-ins written once to the cache.
+    A folder missing files is a DataError saying where to put them."""
+    if data_cfg.get("generated", False):
+        root = cache_root(data_cfg) / "generated_mnist"
+        if not (root / ".complete").exists():
+            write_mnist_like_idx(root, n_train=1200, n_test=400, seed=0)
+            (root / ".complete").touch()
+        return root
+    root = Path(data_cfg.root).expanduser() if data_cfg.root else shared_data_root() / "mnist"
+    stems = [stem for pair in MNIST_FILES.values() for stem in pair]
+    missing = [s for s in stems if not (root / f"{s}.gz").is_file() and not (root / s).is_file()]
+    if missing:
+        raise DataError(
+            f"MNIST not found in {root} (missing {', '.join(missing)}). Put the four IDX files "
+            f"({', '.join(s + '.gz' for s in stems)}; raw or gzip) in that folder, i.e. "
+            "../shared/data/mnist beside the repository or $JAXCX_SHARED_DATA/mnist, or pass "
+            "--config.data.root=FOLDER. configs/mnist.py:smoke runs on generated IDX files instead.")
+    return root
+
+
 @register_dataset("mnist")
 def mnist(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
-    """MNIST IDX files in `data.root`; the last `data.val_size` training images validate."""
+    """MNIST IDX files (see `mnist_root`); the last `data.val_size` training images
+    validate."""
     del seed
-    root = Path(data_cfg.root).expanduser()
+    root = mnist_root(data_cfg)
     full_train = load_mnist(root, "train", checksums=MNIST_MD5 if data_cfg.verify else None)
     test = load_mnist(root, "test", checksums=MNIST_MD5 if data_cfg.verify else None)
     cut = len(full_train) - data_cfg.val_size
@@ -201,9 +235,42 @@ def mnist(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         train_transforms=[T.ScaleToUnit()], eval_transforms=[T.ScaleToUnit()])
 
 
+def generated_medmnist_path(data_cfg: ml_collections.ConfigDict) -> Path:
+    """A small MedMNIST-style `.npz` (28 px RGB, 5 classes or labels, `data.generated_task`
+    binary/multiclass/multilabel), written once into the cache."""
+    task = data_cfg.generated_task
+    path = cache_root(data_cfg) / f"generated_medmnist_{task}.npz"
+    if not path.exists():
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        write_medmnist_like(tmp, sizes=(400, 100, 100), channels=3, task=task, num_classes=5)
+        tmp.replace(path)
+    return path
+
+
+@register_dataset("medmnist")
+def medmnist(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """A MedMNIST 2D `.npz` at `data.path` (`{train,val,test}_{images,labels}`; labels (N,)
+    or (N, 1) are classes, (N, L) multi-label), or a generated one when the path is
+    empty. Classes are counted from the labels unless `data.class_names` names them."""
+    del seed  # the file fixes the split
+    path = Path(data_cfg.path).expanduser() if data_cfg.path else generated_medmnist_path(data_cfg)
+    splits = {split: NpzSource(path, split) for split in NPZ_SPLITS}
+    train = splits["train"]
+    count = max(source.num_classes for source in splits.values())
+    names = tuple(data_cfg.class_names) or tuple(str(k) for k in range(count))
+    if len(names) != count:
+        raise DataError(f"data.class_names has {len(names)} names but {path} has {count} "
+                        "classes or labels")
+    transforms = [T.ScaleToUnit()]
+    return DataBundle(train=train, val=splits["val"], test=splits["test"],
+                      train_labels=train.labels, input_shape=train.images.shape[1:],
+                      class_names=names, train_transforms=transforms,
+                      eval_transforms=transforms, multilabel=train.multi_label)
+
+
 @register_dataset("xor")
 def xor(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
-    """Seed 001's continuous XOR; each split is generated from its own seed."""
+    """The XOR/MNIST notebook's continuous XOR; each split is generated from its own seed."""
     del seed  # the data seeds are part of the data config
     train = XorSource(data_cfg.train_size, data_cfg.noise_std, data_cfg.data_seed)
     val = XorSource(data_cfg.val_size, data_cfg.noise_std, data_cfg.data_seed + 1)

@@ -1,9 +1,10 @@
-"""CheXpert CSV: validation, seed 002's cleaning, uncertain-label policies, patient split.
+"""CheXpert CSV: validation, the CheXpert notebook's cleaning, uncertain-label policies,
+patient split.
 
 CSV columns: `Path, Sex, Age, Frontal/Lateral, AP/PA` and 14 findings valued 1
-(positive), 0 (negative), -1 (uncertain) or blank (not mentioned). Seed 002 keeps
-frontal views of each patient's first 4 studies and drops `No Finding` and
-`Support Devices`, leaving 12 binary labels (uncertain and blank count as 0).
+(positive), 0 (negative), -1 (uncertain) or blank (not mentioned). The CheXpert
+notebook keeps frontal views of each patient's first 4 studies and drops `No Finding`
+and `Support Devices`, leaving 12 binary labels (uncertain and blank count as 0).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ CHEXPERT_FINDINGS = (
     "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax",
     "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices",
 )
-CHEXPERT_SEED_LABELS = tuple(f for f in CHEXPERT_FINDINGS if f not in ("No Finding", "Support Devices"))
+# The 12 labels the CheXpert notebook trains on: every finding but these two.
+CHEXPERT_NOTEBOOK_LABELS = tuple(f for f in CHEXPERT_FINDINGS if f not in ("No Finding", "Support Devices"))
 COMPETITION_LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 METADATA_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 REQUIRED_COLUMNS = METADATA_COLUMNS + CHEXPERT_FINDINGS
@@ -197,7 +199,8 @@ def default_image_root(csv_path: str | Path, rows: Sequence[ChexpertRow]) -> Pat
 def clean_rows(
     rows: Sequence[ChexpertRow], *, frontal_only: bool = True, max_studies: int | None = 4
 ) -> list[ChexpertRow]:
-    """Seed 002's filter: frontal views only, studies numbered up to `max_studies`."""
+    """The CheXpert notebook's filter: frontal views only, studies numbered up to
+    `max_studies`."""
     return [
         row
         for row in rows
@@ -207,11 +210,12 @@ def clean_rows(
 
 def label_arrays(
     rows: Sequence[ChexpertRow],
-    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
+    label_names: Sequence[str] = CHEXPERT_NOTEBOOK_LABELS,
     uncertain: UncertainPolicy = "zeros",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Binary labels and masks, float32 [N, L]: positive 1, negative and blank 0;
-    uncertain (-1) becomes 0 ('zeros', seed 002), 1 ('ones') or masked out ('ignore')."""
+    uncertain (-1) becomes 0 ('zeros', as the CheXpert notebook does), 1 ('ones') or
+    masked out ('ignore')."""
     if uncertain not in UNCERTAIN_POLICIES:
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     unknown = [name for name in label_names if name not in CHEXPERT_FINDINGS]
@@ -262,11 +266,11 @@ def patient_split(
 def check_balance(
     train_labels: np.ndarray,
     val_labels: np.ndarray,
-    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
+    label_names: Sequence[str] = CHEXPERT_NOTEBOOK_LABELS,
     threshold: float = 0.02,
 ) -> dict[str, tuple[float, float]]:
-    """Seed 002's check: labels whose positive rate differs by more than `threshold`
-    between the splits, as {name: (train_rate, val_rate)}; warns listing them."""
+    """The CheXpert notebook's check: labels whose positive rate differs by more than
+    `threshold` between the splits, as {name: (train_rate, val_rate)}; warns listing them."""
     train_rates = np.asarray(train_labels).mean(axis=0)
     val_rates = np.asarray(val_labels).mean(axis=0)
     imbalanced = {
@@ -291,7 +295,7 @@ class ChexpertSource:
         rows: Sequence[ChexpertRow],
         image_root: str | Path,
         *,
-        label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
+        label_names: Sequence[str] = CHEXPERT_NOTEBOOK_LABELS,
         uncertain: UncertainPolicy = "zeros",
         decode: bool = True,
     ):
@@ -326,7 +330,7 @@ def load_chexpert(
     max_studies: int | None = 4,
     subset_size: int | None = None,
     val_fraction: float = 0.2,
-    label_names: Sequence[str] = CHEXPERT_SEED_LABELS,
+    label_names: Sequence[str] = CHEXPERT_NOTEBOOK_LABELS,
     uncertain: UncertainPolicy = "zeros",
     balance_threshold: float = 0.02,
     seed: int = 0,
@@ -334,7 +338,8 @@ def load_chexpert(
     encoding: str = "utf-8",
     check_files: bool = False,
 ) -> tuple[dict[str, ChexpertSource], BadInputLog]:
-    """Seed 002's pipeline: read, clean, optional random subset, patient split, balance check.
+    """The CheXpert notebook's pipeline: read, clean, optional random subset, patient split,
+    balance check.
 
     Returns ({'train', 'val'} sources, bad-input log).
     """

@@ -1,4 +1,4 @@
-"""Seed 003's class-split protocol for (Fashion-)MNIST.
+"""The Fashion-MNIST notebook's class-split protocol for (Fashion-)MNIST.
 
 Two disjoint 5-class tasks ({0,1,4,5,8} "FMNIST1" and {2,3,6,7,9} "FMNIST2"), labels
 renumbered 0..4 in ascending order, 25000/5000 train/val drawn from the training pool
@@ -56,7 +56,7 @@ def make_class_split(
     """Indices {'train', 'val'} into the training pool and {'test'} into the test pool.
 
     `balanced=True` draws equal counts per class (remainders to the lowest classes) and
-    fails with `DataError` when a class is too small; `balanced=False` is the seed's
+    fails with `DataError` when a class is too small; `balanced=False` is the notebook's
     `random_split` of the pooled examples. `test_size=None` keeps every test example of
     `classes`. Indices are sorted; equal arguments give equal splits.
     """

@@ -21,7 +21,7 @@ LabelledFile = tuple[str, int]
 
 KAGGLE_PNEUMONIA_CLASSES = {"NORMAL": 0, "PNEUMONIA": 1}
 COVID_QU_EX_CLASSES = {"COVID-19": 0, "Non-COVID": 1, "Normal": 2}
-COVID_VS_NORMAL_CLASSES = {"Normal": 0, "COVID-19": 1}  # seed 004's binary task
+COVID_VS_NORMAL_CLASSES = {"Normal": 0, "COVID-19": 1}  # the COVID notebook's binary task
 
 logger = logging.getLogger(__name__)
 

@@ -65,6 +65,10 @@ class NpzSource:
         self.labels = labels.astype(np.float32) if self.multi_label else labels[:, 0].astype(np.int32)
 
     @property
+    def ids(self) -> list[str]:
+        return [f"{Path(self.path).stem}/{self.split}/{index:05d}" for index in range(len(self))]
+
+    @property
     def num_classes(self) -> int:
         """Label count (multi-label) or max label + 1."""
         return self.labels.shape[1] if self.multi_label else int(self.labels.max(initial=-1)) + 1

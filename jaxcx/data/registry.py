@@ -8,6 +8,7 @@ the per-record transforms for training and evaluation, and what the model needs 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +43,8 @@ class DataBundle:
         return len(self.class_names)
 
     def class_weights(self) -> np.ndarray:
-        """Seed 000's normalised inverse class frequencies of the training split."""
+        """The pneumonia notebook's normalised inverse class frequencies of the training
+        split."""
         counts = np.bincount(self.train_labels.astype(np.int64), minlength=self.num_classes)
         return sampling.class_weights(counts)
 
@@ -66,3 +68,19 @@ def build_data(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     if name not in available_datasets():
         raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(available_datasets())}")
     return _BUILDERS[name](data_cfg, seed)
+
+
+class DataCache:
+    """`build_data` for a config, reusing the last bundle while `config.data` and the
+    seed stay the same (one bundle is kept: the previous arrays go before the next load)."""
+
+    def __init__(self):
+        self._key: str | None = None
+        self._data: DataBundle | None = None
+
+    def __call__(self, config: ml_collections.ConfigDict) -> DataBundle:
+        key = json.dumps([config.data.to_dict(), config.seed], sort_keys=True, default=str)
+        if key != self._key:
+            self._data = None
+            self._data, self._key = build_data(config.data, config.seed), key
+        return self._data

@@ -1,8 +1,8 @@
-"""Seed 000's re-split of the Kaggle pneumonia data, as a manifest (no file copying).
+"""The pneumonia notebook's re-split of the Kaggle data, as a manifest (no file copying).
 
 Per class, the files of all splits are pooled as `(filename, folder)` tuples, sorted,
 shuffled with `random.Random(42)` and cut 80/10/10 at `int(n * 0.8)` and
-`int(n * (0.8 + 0.1))`, exactly as the seed's "Re-split data" cell does.
+`int(n * (0.8 + 0.1))`, exactly as the notebook's "Re-split data" cell does.
 """
 
 from __future__ import annotations

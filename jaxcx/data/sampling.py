@@ -28,7 +28,8 @@ def class_counts(labels: Sequence[int] | np.ndarray, num_classes: int | None = N
 
 
 def class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Seed 000's normalised inverse frequency: w_c = (1 / n_c) / sum_k (1 / n_k).
+    """The pneumonia notebook's normalised inverse frequency:
+    w_c = (1 / n_c) / sum_k (1 / n_k).
 
     `counts` are the training examples per class (e.g. `class_counts(labels)`); the
     weights sum to 1. A class without examples is an error (its weight is undefined).
@@ -56,9 +57,9 @@ def _group_ids(labels: np.ndarray) -> np.ndarray:
 
 
 def oversample_indices(labels: Sequence | np.ndarray, min_count: int, seed: int) -> np.ndarray:
-    """Seed 002's oversampling: every label group (class, or for [N, L] labels each
-    distinct label vector) with fewer than `min_count` examples is topped up to
-    `min_count` by drawing its members with replacement.
+    """The CheXpert notebook's oversampling: every label group (class, or for [N, L]
+    labels each distinct label vector) with fewer than `min_count` examples is topped up
+    to `min_count` by drawing its members with replacement.
 
     Returns all original indices, in order, followed by the drawn duplicates.
     """

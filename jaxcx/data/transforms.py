@@ -1,10 +1,11 @@
 """Per-record image transforms (grain `Map` / `RandomMap`, picklable), PIL and numpy only.
 
 The standard chain (`standard_transforms`) is: decode from 'path' when the record has no
-image -> 1 or 3 channels -> resize ('stretch' like seed 000, or aspect-keeping 'crop' /
-'pad') -> scale to [0, 1] -> optional augmentation (seed 002: with probability p a random
-affine and brightness/contrast jitter, no flip unless asked) -> optional standardisation
-with a mean/std measured on the training split after resizing (seed 000), cached as JSON.
+image -> 1 or 3 channels -> resize ('stretch' like the pneumonia notebook, or
+aspect-keeping 'crop' / 'pad') -> scale to [0, 1] -> optional augmentation (the CheXpert
+notebook's: with probability p a random affine and brightness/contrast jitter, no flip
+unless asked) -> optional standardisation with a mean/std measured on the training split
+after resizing (as the pneumonia notebook does), cached as JSON.
 Transforms replace 'image' and keep every other field.
 """
 
@@ -106,8 +107,9 @@ def resize_image(image: np.ndarray, image_size: int | Sequence[int],
                  mode: ResizeMode = "stretch") -> np.ndarray:
     """Resizes (H, W, C) to `image_size`.
 
-    'stretch' ignores the aspect ratio (seed 000); 'crop' scales the shorter side to fit
-    and centre-crops; 'pad' scales the longer side to fit and centre-pads with zeros.
+    'stretch' ignores the aspect ratio (as the pneumonia notebook does); 'crop' scales the
+    shorter side to fit and centre-crops; 'pad' scales the longer side to fit and
+    centre-pads with zeros.
     """
     height, width = _size_pair(image_size)
     if mode == "stretch":
@@ -181,7 +183,8 @@ class Standardize(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Seed 002's augmentation: with probability `p` a random affine then colour jitter.
+    """The CheXpert notebook's augmentation: with probability `p` a random affine then
+    colour jitter.
 
     Rotation and shear are in degrees (uniform in [-x, x]; shear along x), translation a
     fraction of the size (uniform in [-t, t] per axis), brightness and contrast factors
@@ -339,9 +342,9 @@ def measure_mean_std(
 ) -> tuple[float, float]:
     """Mean and std of all pixels of a (training) source after resizing and [0, 1] scaling.
 
-    As seed 000: one scalar pair over every pixel and channel (std with N - 1). With
-    `cache_dir`, the result is stored in `cache_dir/mean_std_<key>.json`, the key hashing
-    the file list and the resize settings, and read back on the next call.
+    As in the pneumonia notebook: one scalar pair over every pixel and channel (std with
+    N - 1). With `cache_dir`, the result is stored in `cache_dir/mean_std_<key>.json`, the
+    key hashing the file list and the resize settings, and read back on the next call.
     """
     from jaxcx.data.pipeline import eval_loader  # pylint: disable=import-outside-toplevel
 

@@ -1,4 +1,5 @@
-"""Seed 001's continuous XOR: unit-square corners plus Gaussian noise, label = XOR."""
+"""The XOR/MNIST notebook's continuous XOR: unit-square corners plus Gaussian noise,
+label = XOR."""
 
 from __future__ import annotations
 

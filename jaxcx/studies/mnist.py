@@ -1,7 +1,8 @@
-"""Seed 001, part 2: a feed-forward network versus a small CNN on MNIST.
+"""The XOR/MNIST notebook, part 2: a feed-forward network versus a small CNN on MNIST.
 
-Each model trains with `jaxcx.train.loop.fit` in its own run folder (checkpoints, metrics,
-resume), keeps its best validation epoch, and is tested once on the test split. The
+Each model's config is the study's base with `study.<entry>.model` in place; it trains
+with `train_and_evaluate` in its own run folder (checkpoints, metrics, resume), keeps its
+best validation epoch, and is tested once on the test split. The
 report gives the seed's Table 2 (per-digit test accuracy of both models, the difference
 and the increase), parameter counts and the output-shape walk-through behind the CNN's
 800 features.
@@ -9,9 +10,7 @@ and the increase), parameter counts and the output-shape walk-through behind the
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -20,13 +19,11 @@ import ml_collections
 import numpy as np
 
 from jaxcx import plots, tracking
-from jaxcx.data.errors import DataError
-from jaxcx.data.idx import MNIST_FILES, write_idx
-from jaxcx.data.registry import DataBundle, build_data
-from jaxcx.metrics import summarize_confusion
+from jaxcx.config import ConfigDict, with_overrides
+from jaxcx.data.registry import DataCache
 from jaxcx.models import build_model, summary
-from jaxcx.train.loop import evaluate_best, fit
-from jaxcx.workdir import prepare_workdir
+from jaxcx.run import run_config, train_and_evaluate
+from jaxcx.studies.common import Log, evaluate_once
 
 MNIST_SHAPE = (28, 28, 1)
 POOL_WINDOW = 2
@@ -48,75 +45,32 @@ class ModelResult:
     workdir: Path
 
 
-def require_mnist(root: str | Path) -> Path:
-    """`root` if it holds the four MNIST IDX files, else a DataError saying where to put them."""
-    root = Path(root).expanduser()
-    stems = [stem for pair in MNIST_FILES.values() for stem in pair]
-    missing = [s for s in stems if not (root / f"{s}.gz").is_file() and not (root / s).is_file()]
-    if missing:
-        raise DataError(
-            f"MNIST not found in {root} (missing {', '.join(missing)}). Put the four IDX files "
-            f"({', '.join(s + '.gz' for s in stems)}; raw or gzip) in that folder, i.e. "
-            "../shared/data/mnist beside the repository or $JAXCX_SHARED_DATA/mnist, or pass "
-            "--config.data.root=FOLDER. configs/mnist.py:smoke runs on generated IDX files instead.")
-    return root
-
-
-def write_generated_mnist(root: str | Path, *, num_train: int = 1200, num_test: int = 400,
-                          seed: int = 0) -> Path:
-    """Small MNIST-format IDX files for smoke tests: each digit is a fixed random stroke
-    pattern plus noise, so a model can learn it. Never a substitute for real MNIST."""
-    rng = np.random.default_rng(seed)
-    templates = rng.random((10, 28, 28)) < 0.15
-    root = Path(root)
-    for split, count in (("train", num_train), ("test", num_test)):
-        labels = np.arange(count, dtype=np.uint8) % 10
-        rng.shuffle(labels)
-        noise = rng.integers(0, 90, size=(count, 28, 28))
-        images = np.clip(templates[labels] * 200 + noise, 0, 255).astype(np.uint8)
-        image_stem, label_stem = MNIST_FILES[split]
-        write_idx(root / f"{image_stem}.gz", images)
-        write_idx(root / f"{label_stem}.gz", labels)
-    return root
-
-
-def model_config(config: ml_collections.ConfigDict, entry: str) -> ml_collections.ConfigDict:
-    """The study config with `study.<entry>`'s model and run name in place."""
-    run_config = copy.deepcopy(config)
-    run_config.unlock()
-    run_config.model = ml_collections.ConfigDict(config.study[entry].model.to_dict())
-    run_config.name = f"{config.name}/{config.study[entry].run}"
-    run_config.lock()
-    return run_config
-
-
-def train_and_test(config: ml_collections.ConfigDict, entry: str, workdir: Path,
-                   data: DataBundle) -> ModelResult:
-    """Fits one model in workdir/<run> (resuming if interrupted) and tests its best state once."""
-    spec = config.study[entry]
-    run_config = model_config(config, entry)
-    run_dir = prepare_workdir(workdir / spec.run, run_config)
-    model_summary = summary(build_model(run_config.model), (1, *data.input_shape))
-    start = time.perf_counter()
-    fit(run_config, run_dir, data)
-    train_seconds = time.perf_counter() - start
-    result, best_step = evaluate_best(run_config, run_dir, data, data.test, "test")
-    confusion = np.asarray(result.confusion)
-    per_class = summarize_confusion(confusion, data.class_names)
-    per_digit = np.array([per_class[f"class_accuracy/{name}"] for name in data.class_names])
+def train_and_test(base: ConfigDict, study: ConfigDict, entry: str, workdir: Path,
+                   data: DataCache, log: Log = print) -> ModelResult:
+    """Trains one model of the study in workdir/<run> (resuming if interrupted) and tests
+    its best checkpoint once."""
+    spec = study[entry]
+    config = with_overrides(base, {"model": spec.model.to_dict(), "name": f"{base.name}/{spec.run}"})
+    model_summary = summary(build_model(config.model), (1, *data(config).input_shape))
+    log(f"{spec.label}: training")
+    result = train_and_evaluate(config, workdir / spec.run, data=data)
+    test = evaluate_once(result, data=data, log=log)
+    per_digit = np.array([row["recall"] for row in test["per_class"].values()])
     return ModelResult(spec.run, spec.label, model_summary.total_params, model_summary.table,
-                       result.metrics, per_digit, confusion, best_step, train_seconds, run_dir)
+                       {"test/accuracy": test["summary"]["accuracy"]}, per_digit,
+                       np.asarray(test["confusion"]), result.best_step, result.train_seconds,
+                       result.workdir)
 
 
-def run_mnist_study(config: ml_collections.ConfigDict, workdir: str | Path) -> list[ModelResult]:
+def run_mnist_study(config: ConfigDict, workdir: str | Path, *,
+                    log: Log = print) -> list[ModelResult]:
     """Trains and tests `study.baseline` and `study.candidate`; returns them in that order."""
     workdir = Path(workdir)
-    if config.data.generated:
-        config = copy.deepcopy(config)
-        config.data.root = str(write_generated_mnist(workdir / "generated_mnist", seed=config.seed))
-    require_mnist(config.data.root)
-    data = build_data(config.data, config.seed)
-    return [train_and_test(config, entry, workdir, data) for entry in ("baseline", "candidate")]
+    base = run_config(config)
+    cache = DataCache()
+    cache(base)  # missing MNIST files fail here, before any training
+    return [train_and_test(base, config.study, entry, workdir, cache, log)
+            for entry in ("baseline", "candidate")]
 
 
 def shape_walkthrough(cnn_config: ml_collections.ConfigDict) -> tuple[str, int]:
@@ -207,7 +161,7 @@ def write_report(results: list[ModelResult], config: ml_collections.ConfigDict,
                     (matrix, f"{result.label}: test confusion matrix (rows true digit)")]
     walkthrough, features = shape_walkthrough(config.study.candidate.model)
     data_note = ("generated IDX files (smoke test, not MNIST)" if config.data.generated
-                 else f"MNIST IDX files from `{config.data.root}`")
+                 else f"MNIST IDX files from `{config.data.root or '../shared/data/mnist'}`")
     params_rows = "\n".join(f"| {r.label} | `{config.study[e].model.name}` | {r.num_params:,} |"
                             for e, r in zip(("baseline", "candidate"), results))
     figure_lines = "\n\n".join(f"![{caption}]({path.relative_to(workdir)})\n\nFigure {i + 2}: {caption}."

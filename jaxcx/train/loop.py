@@ -42,6 +42,7 @@ class EvalResult:
     labels: np.ndarray | None = None
     confusion: np.ndarray | None = None
     ids: np.ndarray | None = None
+    label_mask: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -54,12 +55,14 @@ class FitResult:
     last_metrics: dict[str, float]
     stopped_early: bool
     steps_per_epoch: int
+    best_eval: EvalResult | None = None  # None when the best evaluation preceded a resume
 
 
 def should_stop_early(val_losses: list[float], *, window: int, min_delta: float,
                       min_evals: int) -> bool:
-    """Seed 003's rule: after `min_evals` evaluations, stop when the mean of the last
-    `window` validation losses exceeds the mean of the `window` before by > `min_delta`."""
+    """The Fashion-MNIST notebook's early-stopping rule: after `min_evals` evaluations,
+    stop when the mean of the last `window` validation losses exceeds the mean of the
+    `window` before by > `min_delta`."""
     if len(val_losses) < max(min_evals, 2 * window):
         return False
     recent = np.mean(val_losses[-window:])
@@ -90,7 +93,7 @@ class Evaluator:
         if keep_ids and jax.process_count() > 1:
             raise ValueError("keep_ids works in single-process evaluation only")
         for batch in loader:
-            if keep_ids:
+            if keep_ids and "id" in batch:
                 ids.append(batch.pop("id"))
             out = sharding.to_host(self._eval_step(state, sharding.shard_batch(batch, self._mesh)))
             for key in ("loss_sum", "loss_weight", "correct", "count"):
@@ -106,7 +109,7 @@ class Evaluator:
         result = {"loss": sums["loss_sum"] / max(sums["loss_weight"], 1e-12)}
         if sums["count"]:
             result["accuracy"] = sums["correct"] / sums["count"]
-        all_probs = all_labels = None
+        all_probs = all_labels = label_mask = None
         if probs:
             keep = np.concatenate(masks) > 0
             all_probs, all_labels = np.concatenate(probs)[keep], np.concatenate(labels)[keep]
@@ -121,7 +124,7 @@ class Evaluator:
                                                         names=self._class_names))
         kept_ids = np.concatenate(ids)[np.concatenate(masks) > 0] if keep_ids and ids else None
         return EvalResult({f"{prefix}/{k}": float(v) for k, v in result.items()},
-                          all_probs, all_labels, confusion, kept_ids)
+                          all_probs, all_labels, confusion, kept_ids, label_mask)
 
 
 def _compiler_options(config: ml_collections.ConfigDict) -> dict | None:
@@ -130,7 +133,8 @@ def _compiler_options(config: ml_collections.ConfigDict) -> dict | None:
 
 
 def _resolve_loss(config: ml_collections.ConfigDict, data: DataBundle) -> Loss:
-    """The configured loss; class weights default to the training split's (seed 000)."""
+    """The configured loss; class weights default to the training split's, as in the
+    pneumonia notebook's class-weighted loss."""
     loss_cfg = ml_collections.ConfigDict(config.loss.to_dict())
     if loss_cfg.name == "weighted_ce" and not loss_cfg.get("class_weights"):
         loss_cfg.class_weights = tuple(data.class_weights())
@@ -199,6 +203,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
     better = (lambda a, b: a > b) if train_cfg.best_mode == "max" else (lambda a, b: a < b)
     bar = tracking.progress_bar(total=total_steps, initial=start_step, desc=config.name,
                                 hidden=not is_chief)
+    keep_ids = jax.process_count() == 1
+    best_eval = None
     pending: list[dict] = []   # device metrics of steps not yet read back
     window: list[dict] = []    # host metrics since the last log line
     since_eval: list[dict] = []
@@ -228,7 +234,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
                 continue
             train_summary = _summarize_train(since_eval)
             since_eval = []
-            result = evaluate(state, data.val, "val")
+            result = evaluate(state, data.val, "val", keep_ids=keep_ids)
             epoch = step / steps_per_epoch
             record = {"epoch": epoch, "train/loss": train_summary["loss"],
                       "train/accuracy": train_summary["accuracy"], **result.metrics}
@@ -243,6 +249,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
             is_best = loop["best_value"] is None or better(value, loop["best_value"])
             if is_best:
                 loop.update(best_value=value, best_step=step, best_metrics=record)
+                best_eval = result
             es = train_cfg.early_stopping
             if es.enabled and should_stop_early(
                     loop["val_losses"], window=es.window, min_delta=es.min_delta,
@@ -261,7 +268,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
         if writer is not None:
             writer.close()
     return FitResult(state, loop["best_step"], loop["best_metrics"], loop["last_metrics"],
-                     loop["stopped_early"], steps_per_epoch)
+                     loop["stopped_early"], steps_per_epoch, best_eval)
 
 
 def _check_finite(step_metrics: list[dict], first_step: int) -> list[dict]:

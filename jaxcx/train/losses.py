@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-LOSSES = ("softmax_ce", "weighted_ce", "sigmoid_bce", "mse", "sigmoid_mse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +82,8 @@ def sigmoid_binary_cross_entropy(logits, batch, pos_weight=None):
 
 def mean_squared_error(outputs, batch, squash=False):
     """MSE against `batch['target']`, or against the input itself (autoencoders);
-    `squash` passes the outputs through a sigmoid first (seed 003's autoencoder)."""
+    `squash` passes the outputs through a sigmoid first (the Fashion-MNIST notebook's
+    autoencoder)."""
     if squash:
         outputs = jax.nn.sigmoid(outputs)
     target = batch.get("target", batch["image"]).reshape(outputs.shape)
@@ -92,25 +92,58 @@ def mean_squared_error(outputs, batch, squash=False):
     return jnp.sum(per_example * weight), jnp.sum(weight)
 
 
+_LOSSES: dict[str, Callable[[ml_collections.ConfigDict], Loss]] = {}
+
+
+def register_loss(name: str):
+    """Decorator registering `fn(loss_config) -> Loss` under `name`."""
+    def decorate(fn):
+        if name in _LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        _LOSSES[name] = fn
+        return fn
+    return decorate
+
+
+def available_losses() -> list[str]:
+    return sorted(_LOSSES)
+
+
+@register_loss("softmax_ce")
+def _softmax_ce(loss_cfg) -> Loss:
+    smoothing = float(loss_cfg.get("label_smoothing", 0.0))
+    return Loss("softmax_ce", lambda lg, b: softmax_cross_entropy(lg, b, label_smoothing=smoothing))
+
+
+@register_loss("weighted_ce")
+def _weighted_ce(loss_cfg) -> Loss:
+    weights = tuple(loss_cfg.get("class_weights", ()) or ())
+    if not weights:
+        raise ValueError("loss.class_weights is empty: compute them from the training "
+                         "split (jaxcx.data.sampling) or set --config.loss.class_weights")
+    return Loss("weighted_ce", lambda lg, b: softmax_cross_entropy(lg, b, class_weights=weights))
+
+
+@register_loss("sigmoid_bce")
+def _sigmoid_bce(loss_cfg) -> Loss:
+    pos_weight = tuple(loss_cfg.get("pos_weight", ()) or ()) or None
+    return Loss("sigmoid_bce", lambda lg, b: sigmoid_binary_cross_entropy(lg, b, pos_weight),
+                multilabel=bool(loss_cfg.get("multilabel", False)))
+
+
+@register_loss("mse")
+def _mse(loss_cfg) -> Loss:
+    return Loss("mse", mean_squared_error)
+
+
+@register_loss("sigmoid_mse")
+def _sigmoid_mse(loss_cfg) -> Loss:
+    return Loss("sigmoid_mse", lambda out, b: mean_squared_error(out, b, squash=True))
+
+
 def make_loss(loss_cfg: ml_collections.ConfigDict) -> Loss:
     """The loss named by `loss_cfg.name` with its options bound."""
-    name = loss_cfg.name
-    if name == "softmax_ce":
-        smoothing = float(loss_cfg.get("label_smoothing", 0.0))
-        return Loss(name, lambda lg, b: softmax_cross_entropy(lg, b, label_smoothing=smoothing))
-    if name == "weighted_ce":
-        weights = tuple(loss_cfg.get("class_weights", ()) or ())
-        if not weights:
-            raise ValueError("loss.class_weights is empty: compute them from the training "
-                             "split (jaxcx.data.sampling) or set --config.loss.class_weights")
-        return Loss(name, lambda lg, b: softmax_cross_entropy(lg, b, class_weights=weights))
-    if name == "sigmoid_bce":
-        pos_weight = tuple(loss_cfg.get("pos_weight", ()) or ()) or None
-        multilabel = bool(loss_cfg.get("multilabel", False))
-        return Loss(name, lambda lg, b: sigmoid_binary_cross_entropy(lg, b, pos_weight),
-                    multilabel=multilabel)
-    if name == "mse":
-        return Loss(name, mean_squared_error)
-    if name == "sigmoid_mse":
-        return Loss(name, lambda out, b: mean_squared_error(out, b, squash=True))
-    raise ValueError(f"unknown loss.name {name!r}; valid: {', '.join(LOSSES)}")
+    if loss_cfg.name not in _LOSSES:
+        raise ValueError(f"unknown loss.name {loss_cfg.name!r}; valid: "
+                         f"{', '.join(available_losses())}")
+    return _LOSSES[loss_cfg.name](loss_cfg)

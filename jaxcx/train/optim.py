@@ -6,7 +6,6 @@ import jax
 import ml_collections
 import optax
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 
 
@@ -35,6 +34,46 @@ def decay_mask(params):
     return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
 
 
+_OPTIMIZERS: dict = {}
+
+
+def register_optimizer(name: str):
+    """Decorator registering `fn(optim_config, schedule) -> GradientTransformation`."""
+    def decorate(fn):
+        if name in _OPTIMIZERS:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        _OPTIMIZERS[name] = fn
+        return fn
+    return decorate
+
+
+def available_optimizers() -> list[str]:
+    return sorted(_OPTIMIZERS)
+
+
+@register_optimizer("sgd")
+def _sgd(optim_cfg, schedule):
+    momentum = float(optim_cfg.get("momentum", 0.0)) or None
+    return optax.sgd(schedule, momentum=momentum,
+                     nesterov=bool(optim_cfg.get("nesterov", False)) and momentum is not None)
+
+
+@register_optimizer("adam")
+def _adam(optim_cfg, schedule):
+    return optax.adam(schedule)
+
+
+@register_optimizer("adamw")
+def _adamw(optim_cfg, schedule):
+    return optax.adamw(schedule, weight_decay=float(optim_cfg.get("weight_decay", 0.0)),
+                       mask=decay_mask)
+
+
+@register_optimizer("rmsprop")
+def _rmsprop(optim_cfg, schedule):
+    return optax.rmsprop(schedule, momentum=float(optim_cfg.get("momentum", 0.0)))
+
+
 def make_optimizer(optim_cfg: ml_collections.ConfigDict,
                    total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Builds the optax transformation named by `optim_cfg.name` and its schedule.
@@ -42,21 +81,12 @@ def make_optimizer(optim_cfg: ml_collections.ConfigDict,
     `sgd` and `adam` treat `weight_decay` as an L2 term added to the gradient (PyTorch's
     convention); `adamw` decouples it. Either way biases and norm scales are not decayed.
     """
-    schedule = make_schedule(optim_cfg, total_steps)
     name = optim_cfg.name
+    if name not in _OPTIMIZERS:
+        raise ValueError(f"unknown optim.name {name!r}; valid: {', '.join(available_optimizers())}")
+    schedule = make_schedule(optim_cfg, total_steps)
     weight_decay = float(optim_cfg.get("weight_decay", 0.0))
-    if name == "sgd":
-        momentum = float(optim_cfg.get("momentum", 0.0)) or None
-        core = optax.sgd(schedule, momentum=momentum,
-                         nesterov=bool(optim_cfg.get("nesterov", False)) and momentum is not None)
-    elif name == "adam":
-        core = optax.adam(schedule)
-    elif name == "adamw":
-        core = optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask)
-    elif name == "rmsprop":
-        core = optax.rmsprop(schedule, momentum=float(optim_cfg.get("momentum", 0.0)))
-    else:
-        raise ValueError(f"unknown optim.name {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    core = _OPTIMIZERS[name](optim_cfg, schedule)
     parts = []
     clip = float(optim_cfg.get("grad_clip_norm", 0.0) or 0.0)
     if clip > 0:

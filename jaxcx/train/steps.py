@@ -90,7 +90,7 @@ def small_model_compiler_options(fast_compile: bool = False) -> dict[str, str | 
     dwarfs matrices this small. With `fast_compile`, also the classic loop emitters and
     LLVM at optimisation level 1, for programs that run about as long as they compile:
     XLA:CPU compiles every fusion as its own LLVM kernel (about 13 ms each with the
-    default emitters at level 2). That compiles the seed 001 XOR study 2.5x faster (its
+    default emitters at level 2). That compiles the XOR deep-versus-wide study 2.5x faster (its
     wall time 4.3 -> 2.6 s), but makes a single scanned XOR MLP step 1.4x slower.
     """
     if jax.default_backend() != "cpu":
@@ -105,8 +105,8 @@ def compile_steps(loss: Loss, mesh: Mesh, num_classes: int,
                   compiler_options: dict | None = None) -> tuple[StepFn, Callable]:
     """`train_step` and `eval_step` jitted over the mesh; the train state is donated.
 
-    `compiler_options` go to XLA (e.g. `small_model_compiler_options()`, which makes seed
-    001's CNN step 1.2x faster on CPU but FlexCNN's 1.6x slower).
+    `compiler_options` go to XLA (e.g. `small_model_compiler_options()`, which makes the
+    MNIST CNN's step 1.2x faster on CPU but FlexCNN's 1.6x slower).
     """
     state_sharding, data_sharding = replicated(mesh), batch_sharded(mesh)
     train = jax.jit(lambda s, b: train_step(s, b, loss),

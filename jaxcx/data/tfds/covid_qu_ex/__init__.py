@@ -1,4 +1,4 @@
-"""TFDS builder for the COVID-QU-Ex chest X-ray folders (seed 004)."""
+"""TFDS builder for the COVID-QU-Ex chest X-ray folders (the COVID notebook's data)."""
 
 from jaxcx.data.tfds.covid_qu_ex.covid_qu_ex_dataset_builder import Builder
 

@@ -1,0 +1,98 @@
+"""Multi-label classification: one decision per label, thresholds chosen per label on
+validation, per-label and averaged metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxcx import metrics as metrics_lib
+from jaxcx import plots
+from jaxcx.evaluation.base import (Evaluator, ImageLookup, Outputs, bootstrap_seed,
+                                   register_evaluator, table, with_interval)
+
+SUMMARY_KEYS = ("macro/f1", "micro/f1", "samples/f1", "subset_accuracy", "hamming_loss",
+                "roc_auc", "pr_auc")
+LABEL_KEYS = ("precision", "recall", "f1", "specificity", "roc_auc", "pr_auc")
+
+
+@register_evaluator("multilabel")
+class MultilabelEvaluator(Evaluator):
+    """Each label is its own binary problem. Operating points: 0.5 for every label, and
+    per-label thresholds chosen on validation by `eval.threshold` ('youden', 'f1' or
+    'recall'); a label with one class present in validation keeps 0.5."""
+
+    def operating_points(self, val: Outputs) -> dict[str, Any]:
+        chosen = metrics_lib.best_thresholds(val.probs, val.labels, self.settings.threshold,
+                                             val.label_mask, val.class_names)
+        return {"rule": self.settings.threshold,
+                "thresholds": {"0.5": [0.5] * len(val.class_names),
+                               "validation": [float(t) for t in chosen]}}
+
+    def metrics(self, outputs: Outputs, operating: Mapping[str, Any], *,
+                intervals: bool) -> dict[str, Any]:
+        probs = np.asarray(outputs.probs, np.float64)
+        labels = np.asarray(outputs.labels)
+        mask = outputs.label_mask
+        names = outputs.class_names
+        points = {}
+        for name, thresholds in operating["thresholds"].items():
+            report = metrics_lib.multilabel_report(probs, labels, np.asarray(thresholds), mask,
+                                                   names)
+            point = {"thresholds": list(thresholds),
+                     **{key: report[key] for key in SUMMARY_KEYS},
+                     "per_label": {label: {key: report[f"{key}/{label}"] for key in LABEL_KEYS}
+                                   for label in names}}
+            if intervals:
+                point["ci95"] = self._intervals(probs, labels, mask, np.asarray(thresholds))
+            points[name] = point
+        return {"task": self.task, "n": int(len(labels)), "threshold_rule": operating["rule"],
+                "operating_points": points}
+
+    def _intervals(self, probs, labels, mask, thresholds) -> dict[str, list[float]]:
+        both = np.concatenate([labels, np.ones_like(labels) if mask is None else mask], axis=1)
+        width = labels.shape[1]
+
+        def summary(key):
+            return lambda p, y: metrics_lib.multilabel_report(
+                p, y[:, :width], thresholds, y[:, width:])[key]
+
+        # Resample examples: labels and their mask travel together in one array.
+        return {key: list(metrics_lib.bootstrap_ci(
+            summary(key), probs, both, n_resamples=self.settings.bootstrap_resamples,
+            seed=bootstrap_seed(self.settings))[1:]) for key in ("macro/f1", "roc_auc")}
+
+    def figures(self, outputs: Outputs, record: Mapping[str, Any], out_dir: Path, title: str,
+                split: str, image_of: ImageLookup | None = None) -> dict[str, Path]:
+        probs = np.asarray(outputs.probs, np.float64)
+        labels = np.asarray(outputs.labels) > 0.5
+        kept = (np.ones(labels.shape, bool) if outputs.label_mask is None
+                else np.asarray(outputs.label_mask) > 0)
+        curves = {name: (probs[kept[:, j], j], labels[kept[:, j], j])
+                  for j, name in enumerate(outputs.class_names)
+                  if 0 < labels[kept[:, j], j].sum() < kept[:, j].sum()}
+        figures = {}
+        if curves:
+            figures["roc pr"] = plots.roc_pr_curves(
+                curves, out_dir / f"{split}_roc_pr.png", f"{title}: {split} ROC and PR per label")
+        point = record["operating_points"].get("validation",
+                                               record["operating_points"]["0.5"])
+        f1 = {f"class_accuracy/{name}": row["f1"] for name, row in point["per_label"].items()}
+        figures["per label f1"] = plots.per_class_accuracy(
+            f1, out_dir / f"{split}_per_label_f1.png",
+            f"{title}: {split} F1 per label (thresholds chosen on validation)", split=None)
+        return figures
+
+    def markdown(self, record: Mapping[str, Any]) -> list[str]:
+        lines = table(["thresholds", *SUMMARY_KEYS], [
+            [name, *[with_interval(point, k) if k in point.get("ci95", {}) else f"{point[k]:.4f}"
+                     for k in SUMMARY_KEYS]]
+            for name, point in record["operating_points"].items()])
+        point = record["operating_points"].get("validation", record["operating_points"]["0.5"])
+        lines += ["", *table(["label", "threshold", *LABEL_KEYS], [
+            [label, f"{threshold:.3f}", *[f"{row[k]:.4f}" for k in LABEL_KEYS]]
+            for (label, row), threshold in zip(point["per_label"].items(), point["thresholds"])])]
+        return lines

@@ -1,0 +1,153 @@
+"""`train_and_evaluate` and `evaluate`: one way to run a config, its test split used once."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxcx import run as run_lib
+from jaxcx.config import ConfigError, load_config, with_overrides
+from jaxcx.data.registry import build_data
+from jaxcx.run import (AlreadyEvaluatedError, evaluate, load_result, run_config,
+                       train_and_evaluate)
+from jaxcx.train.loop import evaluate_best
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "JAXCX_NO_PROGRESS": "1"}
+
+
+def xor_config(**changes):
+    config = run_config(load_config(f"{REPO}/configs/xor.py"))
+    return with_overrides(config, {"train.num_epochs": 2, "data.train_size": 256,
+                                   "data.val_size": 128, "data.test_size": 128, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run") / "xor"
+    config = xor_config()
+    return config, workdir, train_and_evaluate(config, workdir)
+
+
+def test_validation_result_is_the_best_checkpoint(finished_run):
+    config, workdir, result = finished_run
+    data = build_data(config.data, config.seed)
+    again, step = evaluate_best(config, workdir, data, data.val, "val")
+    assert step == result.best_step
+    assert again.metrics == result.val_metrics
+    np.testing.assert_array_equal(again.probs, result.val.probs)
+    np.testing.assert_array_equal(again.labels, result.val.labels)
+    best = [row for row in result.history if row["step"] == result.best_step]
+    assert best and best[0]["val/accuracy"] == result.val_metrics["val/accuracy"]
+    assert result.val_metrics["val/accuracy"] == max(r["val/accuracy"] for r in result.history)
+
+
+def test_a_finished_run_is_read_back_without_training(finished_run, monkeypatch):
+    config, workdir, result = finished_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr(run_lib, "fit", refuse)
+    monkeypatch.setattr(run_lib, "evaluate_best", refuse)
+    again = train_and_evaluate(config, workdir)
+    assert again.best_step == result.best_step and again.val_metrics == result.val_metrics
+    np.testing.assert_array_equal(again.val.probs, result.val.probs)
+    assert again.config.to_dict() == json.loads((workdir / "config.json").read_text())
+
+
+def test_best_evaluation_from_before_a_restart_is_read_from_the_checkpoint(
+        finished_run, tmp_path, monkeypatch):
+    """When the best evaluation happened before a resume, `fit` cannot hand it back; the
+    best checkpoint is evaluated instead, with the same result."""
+    config, _, result = finished_run
+    original_fit = run_lib.fit
+
+    def fit_resumed_after_the_best(*args, **kwargs):
+        return dataclasses.replace(original_fit(*args, **kwargs), best_eval=None)
+
+    monkeypatch.setattr(run_lib, "fit", fit_resumed_after_the_best)
+    again = train_and_evaluate(config, tmp_path / "again")
+    assert again.best_step == result.best_step and again.val_metrics == result.val_metrics
+    np.testing.assert_array_equal(again.val.probs, result.val.probs)
+
+
+@pytest.mark.parametrize("field, value, valid", [
+    ("data.name", "xorr", "chest_xray, medmnist, mnist, xor"),
+    ("model.name", "mlpp", "mlp"),
+    ("loss.name", "softmax", "softmax_ce"),
+    ("optim.name", "adamm", "adamw"),
+    ("eval.task", "segmantation", "multilabel"),
+])
+def test_unknown_names_fail_before_the_workdir_is_touched(tmp_path, field, value, valid):
+    with pytest.raises(ConfigError, match=f"unknown {field} '{value}'; valid: .*{valid}"):
+        train_and_evaluate(xor_config(**{field: value}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model_field_fails_before_the_workdir(tmp_path):
+    config = with_overrides(xor_config(), {"model": {"name": "mlp", "widht": 3}})
+    with pytest.raises(ConfigError, match="model.widht"):
+        train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_test_split_is_evaluated_once_unless_forced(finished_run):
+    config, workdir, result = finished_run
+    record = evaluate(workdir)
+    data = build_data(config.data, config.seed)
+    direct, _ = evaluate_best(config, workdir, data, data.test, "test")
+    assert record["task"] == "binary" and record["n"] == len(data.test)
+    assert record["operating_points"]["0.5"]["accuracy"] == direct.metrics["test/accuracy"]
+    report = (workdir / "report.md").read_text()
+    assert "## Validation" in report and "## Test" in report and "test/test_roc_pr.png" in report
+    with pytest.raises(AlreadyEvaluatedError, match="--force"):
+        evaluate(workdir)
+    assert evaluate(workdir, force=True)["evaluations"] == 2
+    assert load_result(workdir).best_step == result.best_step
+
+
+def test_evaluate_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(run_lib.WorkdirError, match="train it first"):
+        evaluate(tmp_path)
+
+
+def _cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True)
+
+
+def test_cli_trains_and_tests_a_multiclass_run(tmp_path):
+    """The MNIST smoke config (generated IDX files) through the two entry points."""
+    workdir = tmp_path / "mnist"
+    trained = _cli("experiments.train", "--config=configs/mnist.py:smoke",
+                   "--config.train.num_epochs=1", f"--config.data.cache_dir={tmp_path}",
+                   f"--workdir={workdir}")
+    assert trained.returncode == 0, trained.stderr
+    tested = _cli("experiments.evaluate", f"--workdir={workdir}")
+    assert tested.returncode == 0, tested.stderr
+    record = json.loads((workdir / "test" / "test_metrics.json").read_text())
+    assert record["task"] == "multiclass" and np.asarray(record["confusion"]).sum() == 400
+    report = (workdir / "report.md").read_text()
+    for figure in ("test_confusion.png", "test_roc_pr.png", "test_per_class_accuracy.png"):
+        assert f"test/{figure}" in report and (workdir / "test" / figure).stat().st_size > 0
+    second = _cli("experiments.evaluate", f"--workdir={workdir}")
+    assert second.returncode == 2 and "already evaluated" in second.stderr
+
+
+def test_cli_unknown_dataset_writes_nothing(tmp_path):
+    result = _cli("experiments.train", "--config=configs/xor.py", "--config.data.name=xorr",
+                  f"--workdir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "unknown data.name 'xorr'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_saved_config_trains_the_same_run(finished_run, tmp_path):
+    _, workdir, result = finished_run
+    again = load_config(str(workdir / "config.json"))
+    assert train_and_evaluate(again, tmp_path / "again").val_metrics == result.val_metrics
