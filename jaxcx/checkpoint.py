@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxcx.train.state import TrainState
+State = Any  # a pytree of arrays, e.g. jaxcx.train.state.TrainState
 
 
 class CheckpointError(RuntimeError):
@@ -59,7 +59,7 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(set(self._latest.all_steps()) | set(self._best.all_steps()))
 
-    def save(self, step: int, state: TrainState, *, loop_state: Mapping[str, Any],
+    def save(self, step: int, state: State, *, loop_state: Mapping[str, Any],
              is_best: bool, data_iterator: grain.DatasetIterator | None = None):
         """Saves one step (asynchronously; `wait` or `close` to block until written)."""
         # One manager at a time: in multi-process runs the two managers' finalising
@@ -76,9 +76,9 @@ class Checkpointer:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
         self._latest.save(step, args=ocp.args.Composite(**items))
 
-    def restore(self, state: TrainState, *, step: int | None = None,
+    def restore(self, state: State, *, step: int | None = None,
                 data_iterator: grain.DatasetIterator | None = None,
-                best: bool = False) -> tuple[TrainState, dict]:
+                best: bool = False) -> tuple[State, dict]:
         """Restores `state` (the shape/sharding template) and the data iterator in place.
 
         Without `step`, the newest step; `best` reads from the best steps instead.
