@@ -4,8 +4,8 @@
 
     metric, direction    the validation metric to optimise (`val/accuracy`, `maximize`)
     num_trials           finished trials wanted in all; a rerun only adds the missing ones
-    num_epochs           training epochs per trial (shorter than a full run, as seed 000)
-    sampler              'random' (seed 000's wandb sweep) or 'tpe'; `sampler_seed`
+    num_epochs           training epochs per trial (shorter than a full run, as the pneumonia notebook's)
+    sampler              'random' (the pneumonia notebook's wandb sweep) or 'tpe'; `sampler_seed`
     storage              SQLAlchemy URL; empty means SQLite `WORKDIR/sweep.db`. A shared
                          URL (e.g. PostgreSQL) lets several machines work on one study.
     study_name           empty means `config.name`

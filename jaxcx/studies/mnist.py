@@ -3,7 +3,7 @@
 Each model's config is the study's base with `study.<entry>.model` in place; it trains
 with `train_and_evaluate` in its own run folder (checkpoints, metrics, resume), keeps its
 best validation epoch, and is tested once on the test split. The
-report gives the seed's Table 2 (per-digit test accuracy of both models, the difference
+report gives the notebook's Table 2 (per-digit test accuracy of both models, the difference
 and the increase), parameter counts and the output-shape walk-through behind the CNN's
 800 features.
 """
@@ -111,7 +111,7 @@ def shape_walkthrough(cnn_config: ml_collections.ConfigDict) -> tuple[str, int]:
 
 
 def comparison_table(baseline: ModelResult, candidate: ModelResult) -> str:
-    """The seed's Table 2: per-digit test accuracy, difference and increase."""
+    """The notebook's Table 2: per-digit test accuracy, difference and increase."""
     lines = [
         f"| Digit | {baseline.label} | {candidate.label} | Difference | "
         "Increase (percentage points) | Relative increase (%) |",
@@ -170,7 +170,7 @@ def write_report(results: list[ModelResult], config: ml_collections.ConfigDict,
     report = f"""# {name}: feed-forward network versus CNN on MNIST
 
 Table 2: test accuracy per digit (recall) of the best validation epoch of each model, on
-{data_note}; the increase is given in percentage points (the seed's "classification
+{data_note}; the increase is given in percentage points (the notebook's "classification
 increase") and relative to the {baseline.label} accuracy.
 
 {comparison_table(baseline, candidate)}

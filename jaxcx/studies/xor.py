@@ -1,4 +1,4 @@
-"""Seed 001, part 1: deep versus wide MLPs on continuous XOR.
+"""The XOR/MNIST notebook, part 1: deep versus wide MLPs on continuous XOR.
 
 Every (width, depth) setting trains `num_seeds` seeds with `jaxcx.train.multiseed`'s
 scanned training run, and all settings train and evaluate in one compiled program: the
@@ -6,7 +6,7 @@ settings are stacked into one `StackedMLP` (narrower MLPs zero-padded to the wid
 shallower ones skipping the deeper hidden layers, see `training_groups`), vmapped over
 seeds, and initialised exactly as Flax initialises each setting alone, with one random
 draw (`initial_params`). Accuracy is measured once, at the end, on a separately
-generated evaluation set, as in the seed.
+generated evaluation set, as in the notebook.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class XorStudy:
 
 
 def settings_grid(widths, depths) -> list[Setting]:
-    """Settings ordered as the seed's Table 1: by width, then depth."""
+    """Settings ordered as the notebook's Table 1: by width, then depth."""
     return [Setting(int(w), int(d)) for w in widths for d in depths]
 
 
@@ -292,7 +292,7 @@ def run_xor_study(config: ml_collections.ConfigDict) -> XorStudy:
 
 
 def results_table(results: list[SettingResult]) -> str:
-    """Markdown version of the seed's Table 1 (sample standard deviation over seeds)."""
+    """Markdown version of the notebook's Table 1 (sample standard deviation over seeds)."""
     lines = [
         "| Width | Depth | Mean accuracy | Standard deviation | Min | Max | Number of parameters |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -308,7 +308,7 @@ def results_table(results: list[SettingResult]) -> str:
 
 
 def plot_samples(x: np.ndarray, y: np.ndarray, path: Path, title: str) -> Path:
-    """The seed's `visualize_binary_samples`: points coloured by class."""
+    """The notebook's `visualize_binary_samples`: points coloured by class."""
     fig = plots.new_figure(4.5, 4.7)
     ax = fig.subplots()
     for label, color in ((0, "#1f77b4"), (1, "#ff7f0e")):
