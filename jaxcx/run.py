@@ -24,12 +24,12 @@ import numpy as np
 from jaxcx import plots, tracking
 from jaxcx.config import ConfigDict, ConfigError
 from jaxcx.data.imageio import decode_image
-from jaxcx.data.registry import DataBundle, available_datasets, build_data
+from jaxcx.data.registry import DATASETS, DataBundle, build_data
 from jaxcx.evaluation import Evaluator, Outputs, available_evaluators, get_evaluator, task_for
-from jaxcx.models import available_models, model_fields
-from jaxcx.train.losses import available_losses
+from jaxcx.models.registry import MODELS, model_fields
+from jaxcx.train.losses import LOSSES
 from jaxcx.train.loop import EvalResult, evaluate_best, fit
-from jaxcx.train.optim import SCHEDULES, available_optimizers
+from jaxcx.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcx.workdir import CONFIG_FILE, WorkdirError, prepare_workdir
 
 STUDY_SECTIONS = ("sweep", "study")
@@ -80,15 +80,15 @@ def _check_name(field: str, name: str, valid: list[str]) -> None:
 def validate(config: ConfigDict) -> None:
     """Checks every registry name and the model's fields; raises ConfigError. Runs before
     a run folder is touched."""
-    _check_name("data.name", config.data.name, available_datasets())
-    _check_name("model.name", config.model.name, available_models())
+    DATASETS.get(config.data.name)
+    MODELS.get(config.model.name)
     unknown = sorted(set(config.model) - {"name"} - set(model_fields(config.model.name)))
     if unknown:
         raise ConfigError(f"model {config.model.name!r} has no field(s) "
                           f"{', '.join('model.' + k for k in unknown)}; valid: "
                           f"{', '.join(model_fields(config.model.name))}")
-    _check_name("loss.name", config.loss.name, available_losses())
-    _check_name("optim.name", config.optim.name, available_optimizers())
+    LOSSES.get(config.loss.name)
+    OPTIMIZERS.get(config.optim.name)
     _check_name("optim.schedule", config.optim.schedule, list(SCHEDULES))
     _check_name("eval.task", config.eval.task, ["auto", *available_evaluators()])
     _check_name("eval.threshold", config.eval.threshold, list(THRESHOLD_RULES))

@@ -137,7 +137,7 @@ def test_task_comes_from_the_data_unless_configured():
 
 
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="valid: auto, binary, multiclass, multilabel"):
+    with pytest.raises(ValueError, match="valid: binary, multiclass, multilabel"):
         get_evaluator("segmantation", settings())
 
 

@@ -1,6 +1,6 @@
 """The library's layers: no module imports from a layer above it.
 
-From the bottom: config and run folders; metrics, tracking and plots; data and models
+From the bottom: config, registries and run folders; metrics, tracking and plots; data and models
 (beside each other) and checkpoints; the training engine; evaluators and data analysis;
 `jaxcx.run`; sweeps; studies; the command-line plumbing. `jaxcx/__init__.py` is the public
 face of the whole package and may name anything.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxcx"
 LAYERS = [
-    ("jaxcx.config", "jaxcx.workdir"),
+    ("jaxcx.config", "jaxcx.workdir", "jaxcx.registry"),
     ("jaxcx.metrics", "jaxcx.tracking", "jaxcx.plots"),
     ("jaxcx.data", "jaxcx.models", "jaxcx.checkpoint"),
     ("jaxcx.train",),

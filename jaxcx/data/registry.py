@@ -8,6 +8,7 @@ the per-record transforms for training and evaluation, and what the model needs 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,9 +18,14 @@ import numpy as np
 
 from jaxcx.data import sampling
 from jaxcx.data.errors import BadInputLog
+from jaxcx.registry import Registry
 
 Builder = Callable[[ml_collections.ConfigDict, int], "DataBundle"]
-_BUILDERS: dict[str, Builder] = {}
+# The built-in datasets register themselves when jaxcx.data.builders is imported.
+DATASETS: Registry = Registry(
+    "data.name", on_first_lookup=lambda: importlib.import_module("jaxcx.data.builders"))
+register_dataset = DATASETS.register  # @register_dataset("name") on fn(data_config, seed)
+available_datasets = DATASETS.names
 
 
 @dataclasses.dataclass
@@ -49,25 +55,9 @@ class DataBundle:
         return sampling.class_weights(counts)
 
 
-def register_dataset(name: str) -> Callable[[Builder], Builder]:
-    """Registers a builder `fn(data_config, seed) -> DataBundle` under `name`."""
-    def decorate(fn: Builder) -> Builder:
-        _BUILDERS[name] = fn
-        return fn
-    return decorate
-
-
-def available_datasets() -> list[str]:
-    import jaxcx.data.builders  # noqa: F401  (registers the built-in datasets)
-    return sorted(_BUILDERS)
-
-
 def build_data(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     """The `DataBundle` of the dataset named by `data_cfg.name`."""
-    name = data_cfg.name
-    if name not in available_datasets():
-        raise ValueError(f"unknown data.name {name!r}; valid: {', '.join(available_datasets())}")
-    return _BUILDERS[name](data_cfg, seed)
+    return DATASETS.get(data_cfg.name)(data_cfg, seed)
 
 
 class DataCache:

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxcx.config import ConfigError
+from jaxcx.registry import Registry
 
 TASKS_FROM_DATA = "auto"
 ImageLookup = Callable[[str], np.ndarray]
@@ -83,22 +83,16 @@ class Evaluator:
         raise NotImplementedError
 
 
-_EVALUATORS: dict[str, type[Evaluator]] = {}
+EVALUATORS: Registry = Registry("eval.task")
+available_evaluators = EVALUATORS.names
 
 
 def register_evaluator(task: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
     """Class decorator registering an evaluator under a task name."""
     def decorate(cls: type[Evaluator]) -> type[Evaluator]:
-        if task in _EVALUATORS:
-            raise ValueError(f"evaluator {task!r} is already registered")
         cls.task = task
-        _EVALUATORS[task] = cls
-        return cls
+        return EVALUATORS.register(task)(cls)
     return decorate
-
-
-def available_evaluators() -> list[str]:
-    return sorted(_EVALUATORS)
 
 
 def task_for(task: str, *, multilabel: bool, num_classes: int) -> str:
@@ -111,10 +105,8 @@ def task_for(task: str, *, multilabel: bool, num_classes: int) -> str:
 
 
 def get_evaluator(task: str, settings: ml_collections.ConfigDict) -> Evaluator:
-    if task not in _EVALUATORS:
-        raise ConfigError(f"unknown eval.task {task!r}; valid: "
-                          f"{', '.join([TASKS_FROM_DATA, *available_evaluators()])}")
-    return _EVALUATORS[task](settings)
+    """The evaluator of `task` (not 'auto': see `task_for`), set up with `settings`."""
+    return EVALUATORS.get(task)(settings)
 
 
 def bootstrap_seed(settings: ml_collections.ConfigDict) -> int:

@@ -7,29 +7,15 @@ from typing import Any, TypeVar
 import flax.linen as nn
 import ml_collections
 
+from jaxcx.registry import Registry
+
 ModelFactory = TypeVar("ModelFactory", bound=Callable[..., nn.Module])
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
 _LINEN_ONLY_ARGS = ("parent", "name")
-
-
-def register(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator registering a Linen module class or a function returning a module."""
-
-    def decorator(factory: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ValueError(
-                f"model name {name!r} is already registered by {_MODELS[name].__qualname__}"
-            )
-        _MODELS[name] = factory
-        return factory
-
-    return decorator
-
-
-def available_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(_MODELS)
+MODELS: Registry = Registry("model.name")
+# @register("name") on a Linen module class or a function returning a module.
+register: Callable[[str], Callable[[ModelFactory], ModelFactory]] = MODELS.register
+available_models = MODELS.names
 
 
 def model_fields(name: str) -> list[str]:
@@ -58,9 +44,4 @@ def build_model(model_cfg: ml_collections.ConfigDict | Mapping[str, Any]) -> nn.
 
 
 def _factory(name: str) -> Callable[..., nn.Module]:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; available models: {available_models()}"
-        ) from None
+    return MODELS.get(name)

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxcx.registry import Registry
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,21 +94,9 @@ def mean_squared_error(outputs, batch, squash=False):
     return jnp.sum(per_example * weight), jnp.sum(weight)
 
 
-_LOSSES: dict[str, Callable[[ml_collections.ConfigDict], Loss]] = {}
-
-
-def register_loss(name: str):
-    """Decorator registering `fn(loss_config) -> Loss` under `name`."""
-    def decorate(fn):
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} is already registered")
-        _LOSSES[name] = fn
-        return fn
-    return decorate
-
-
-def available_losses() -> list[str]:
-    return sorted(_LOSSES)
+LOSSES: Registry = Registry("loss.name")
+register_loss = LOSSES.register  # @register_loss("name") on fn(loss_config) -> Loss
+available_losses = LOSSES.names
 
 
 @register_loss("softmax_ce")
@@ -143,7 +133,4 @@ def _sigmoid_mse(loss_cfg) -> Loss:
 
 def make_loss(loss_cfg: ml_collections.ConfigDict) -> Loss:
     """The loss named by `loss_cfg.name` with its options bound."""
-    if loss_cfg.name not in _LOSSES:
-        raise ValueError(f"unknown loss.name {loss_cfg.name!r}; valid: "
-                         f"{', '.join(available_losses())}")
-    return _LOSSES[loss_cfg.name](loss_cfg)
+    return LOSSES.get(loss_cfg.name)(loss_cfg)

@@ -6,6 +6,8 @@ import jax
 import ml_collections
 import optax
 
+from jaxcx.registry import Registry
+
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 
 
@@ -34,21 +36,10 @@ def decay_mask(params):
     return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
 
 
-_OPTIMIZERS: dict = {}
-
-
-def register_optimizer(name: str):
-    """Decorator registering `fn(optim_config, schedule) -> GradientTransformation`."""
-    def decorate(fn):
-        if name in _OPTIMIZERS:
-            raise ValueError(f"optimizer {name!r} is already registered")
-        _OPTIMIZERS[name] = fn
-        return fn
-    return decorate
-
-
-def available_optimizers() -> list[str]:
-    return sorted(_OPTIMIZERS)
+OPTIMIZERS: Registry = Registry("optim.name")
+# @register_optimizer("name") on fn(optim_config, schedule) -> optax.GradientTransformation
+register_optimizer = OPTIMIZERS.register
+available_optimizers = OPTIMIZERS.names
 
 
 @register_optimizer("sgd")
@@ -82,11 +73,10 @@ def make_optimizer(optim_cfg: ml_collections.ConfigDict,
     convention); `adamw` decouples it. Either way biases and norm scales are not decayed.
     """
     name = optim_cfg.name
-    if name not in _OPTIMIZERS:
-        raise ValueError(f"unknown optim.name {name!r}; valid: {', '.join(available_optimizers())}")
+    build = OPTIMIZERS.get(name)
     schedule = make_schedule(optim_cfg, total_steps)
     weight_decay = float(optim_cfg.get("weight_decay", 0.0))
-    core = _OPTIMIZERS[name](optim_cfg, schedule)
+    core = build(optim_cfg, schedule)
     parts = []
     clip = float(optim_cfg.get("grad_clip_norm", 0.0) or 0.0)
     if clip > 0:
