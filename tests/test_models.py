@@ -165,7 +165,7 @@ def test_build_model_accepts_config_dict():
 
 
 def test_unknown_model_name_lists_available_models():
-    with pytest.raises(ValueError, match="unknown model 'resnet9'") as error:
+    with pytest.raises(ValueError, match="unknown model.name 'resnet9'") as error:
         models.build_model({"name": "resnet9"})
     for name in ("mlp", "xor_mlp", "mnist_cnn", "flex_cnn", "grid_cnn", "covid_mlp"):
         assert name in str(error.value)
