@@ -38,7 +38,8 @@ def prepare_workdir(workdir: str | Path, config: ml_collections.ConfigDict, *,
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_name(CONFIG_FILE + ".tmp")
+        # Per process: the processes of a multi-host run all write the same config here.
+        tmp = saved.with_name(f"{CONFIG_FILE}.{os.getpid()}.tmp")
         tmp.write_text(config_json + "\n")
         os.replace(tmp, saved)
     except OSError as error:

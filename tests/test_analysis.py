@@ -1,16 +1,37 @@
-"""Data analysis writes its figures and summary for single- and multi-label data."""
+"""Data analysis writes its figures and a summary whose numbers match counts made here,
+independently, from the files and labels."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from jaxcx import analysis
 from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, image_folder_source
 from jaxcx.data.synthetic import write_phantom_chest_xrays
 
 REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("NORMAL", "PNEUMONIA")
+
+
+def _kaggle_files(root):
+    """{split: {class: [file, ...]}} by listing the folders."""
+    return {split: {cls: sorted(p for p in (root / split / cls).iterdir() if p.is_file())
+                    for cls in CLASSES} for split in ("train", "val", "test")}
+
+
+def _count_rows(files):
+    """The summary's label-count rows: | split | size | NORMAL | PNEUMONIA |."""
+    return [f"| {split} | {sum(len(v) for v in per_class.values())} | "
+            f"{len(per_class['NORMAL'])} | {len(per_class['PNEUMONIA'])} |"
+            for split, per_class in files.items()]
+
+
+def _table_row(text, first_cell):
+    [row] = [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+    return [cell.strip() for cell in row.strip("|").split("|")]
 
 
 def test_phantom_folder_analysis(tmp_path):
@@ -24,10 +45,33 @@ def test_phantom_folder_analysis(tmp_path):
     assert written == {"data_summary.md", "label_counts.png", "image_properties.png",
                        "samples_grid.png", "extreme_images.png"}
     text = summary.read_text()
-    stats = analysis.collect_image_stats(splits["train"])
-    assert f"3-channel images: {int((stats.channels == 3).sum())} of {len(splits['train'])}" in text
-    assert f"| train | {len(splits['train'])} |" in text and "smallest" in text and "brightest" in text
-    assert stats.height.min() >= 20 and np.allclose(stats.aspect_ratio, stats.width / stats.height)
+    files = _kaggle_files(root)
+    for row in _count_rows(files):
+        assert row in text.splitlines()
+    train = files["train"]
+    total = len(train["NORMAL"]) + len(train["PNEUMONIA"])
+    assert (f"- train: {len(train['NORMAL']) / total:.2%}, "
+            f"{len(train['PNEUMONIA']) / total:.2%}") in text
+    # Per-image facts straight from PIL, keyed by the id the summary uses (ROOT-relative).
+    facts = {}
+    for path in train["NORMAL"] + train["PNEUMONIA"]:
+        with Image.open(path) as image:
+            pixels = np.asarray(image)
+            facts[str(path.relative_to(root))] = (image.width * image.height,
+                                                  3 if image.mode == "RGB" else 1,
+                                                  float(pixels.mean()))
+    rgb = sum(channels == 3 for _, channels, _ in facts.values())
+    assert 0 < rgb < total and f"3-channel images: {rgb} of {total}" in text
+    for group in CLASSES:  # images per class in the image-properties table
+        assert _table_row(text, group)[1] == str(len(train[group]))
+    areas = [area for area, _, _ in facts.values()]
+    means = [mean for _, _, mean in facts.values()]
+    for which, column, pick in (("smallest", 0, min), ("largest", 0, max),
+                                ("darkest", 2, min), ("brightest", 2, max)):
+        image_id = _table_row(text, which)[1]
+        expected = pick(areas if column == 0 else means)
+        assert facts[image_id][column] == (expected if column == 0 else
+                                           np.float64(expected)), which
 
 
 class MultiLabelSource:
@@ -53,11 +97,26 @@ def test_multilabel_analysis(tmp_path):
     summary = analysis.analyze(splits, tmp_path, dataset_name="tiny multi-label")
     for name in ("label_prevalence.png", "label_cooccurrence.png", "positive_findings.png",
                  "label_counts.png", "samples_grid.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    matrix = analysis.cooccurrence(splits["train"].labels)
-    np.testing.assert_array_equal(np.diag(matrix), splits["train"].labels.sum(axis=0))
-    assert "Positive findings per image" in summary.read_text()
-    assert "Edema" in summary.read_text()
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    train, val = splits["train"].labels, splits["val"].labels
+    matrix = analysis.cooccurrence(train)
+    for i in range(3):
+        for j in range(3):
+            assert matrix[i, j] == sum(1 for row in train if row[i] == 1 and row[j] == 1)
+    text = summary.read_text()
+    lines = text.splitlines()
+    for split, labels in (("train", train), ("val", val)):
+        positives = [int(sum(row[k] for row in labels)) for k in range(3)]
+        assert f"| {split} | 12 | {positives[0]} | {positives[1]} | {positives[2]} |" in lines
+    for k, name in enumerate(MultiLabelSource.label_names):
+        prevalence = [sum(row[k] for row in labels) / 12 for labels in (train, val)]
+        assert f"| {name} | {prevalence[0]:.3f} | {prevalence[1]:.3f} |" in lines
+    no_finding = sum(1 for row in train if not row.any())
+    distinct = len({tuple(row) for row in train})
+    assert f"- Images with no positive finding: {no_finding}" in lines
+    assert f"- Distinct label vectors: {distinct}" in lines
+    assert "Positive findings per image" in text
 
 
 def test_analyze_data_script(tmp_path):
@@ -69,4 +128,8 @@ def test_analyze_data_script(tmp_path):
          "--layout=kaggle_pneumonia", f"--workdir={tmp_path / 'eda'}"],
         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "eda" / "data_summary.md").is_file()
+    lines = (tmp_path / "eda" / "data_summary.md").read_text().splitlines()
+    for row in _count_rows(_kaggle_files(root)):
+        assert row in lines
+    with Image.open(tmp_path / "eda" / "label_counts.png") as image:
+        assert image.format == "PNG"

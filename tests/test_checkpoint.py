@@ -4,10 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcx.checkpoint import CheckpointError, load_saved_state, transfer_subtrees
+from jaxcx import tracking
+from jaxcx.checkpoint import Checkpointer, CheckpointError, load_saved_state, transfer_subtrees
 from jaxcx.config import load_config
 from jaxcx.data.registry import build_data
-from jaxcx.train.loop import fit, initial_params
+from jaxcx.train.loop import evaluate_best, fit, initial_params
 
 TINY = ["--config.data.train_size=64", "--config.data.val_size=32", "--config.data.test_size=32",
         "--config.train.batch_size=16", "--config.train.eval_batch_size=32",
@@ -68,3 +69,25 @@ def test_resuming_with_another_model_fails_clearly(pretrained):
     config = classifier_config("")
     with pytest.raises(CheckpointError, match="does not match this model/config.*--overwrite"):
         fit(config, pretrained, build_data(config.data, config.seed))
+
+
+def test_best_checkpoint_in_min_mode_is_the_lowest_logged_val_loss(tmp_path):
+    """Twelve evaluations of a bouncing SGD run: with best_mode=min on val/loss the best
+    checkpoint is the step of the lowest logged loss (not the highest, not the last), and
+    restoring it reproduces that loss."""
+    config = load_config("configs/xor.py:quick", TINY + [
+        "--config.train.num_epochs=6", "--config.train.eval_every_steps=2",
+        "--config.optim.name=sgd", "--config.optim.learning_rate=2.0",
+        "--config.train.best_metric=val/loss", "--config.train.best_mode=min"])
+    data = build_data(config.data, config.seed)
+    result = fit(config, tmp_path, data)
+    rows = [row for row in tracking.read_metrics(tmp_path) if "val/loss" in row]
+    assert len(rows) == 12
+    losses = np.array([row["val/loss"] for row in rows])
+    lowest, highest = rows[int(np.argmin(losses))]["step"], rows[int(np.argmax(losses))]["step"]
+    assert lowest not in (highest, rows[-1]["step"])  # the case tells the modes apart
+    assert result.best_step == lowest
+    assert result.best_metrics["val/loss"] == losses.min()
+    assert Checkpointer(tmp_path / "checkpoints").best_step() == lowest
+    best, step = evaluate_best(config, tmp_path, data, data.val, "val")
+    assert step == lowest and best.metrics["val/loss"] == pytest.approx(losses.min(), rel=1e-5)

@@ -1,6 +1,7 @@
 """Config files, variants, overrides and run folders fail early and clearly."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from jaxcx.config import ConfigError, apply_overrides, flat_keys, load_config
+from jaxcx.tracking import read_metrics
 from jaxcx.workdir import WorkdirError, prepare_workdir
 
 XOR = "configs/xor.py"
+REPO = Path(__file__).resolve().parents[1]
+TINY_XOR = ["--config=configs/xor.py:quick", "--config.train.num_epochs=1",
+            "--config.tracking.tensorboard=false"]
 
 
 def test_variant_and_field_arguments():
@@ -96,3 +101,44 @@ def test_entry_points_refuse_stray_positional_arguments(tmp_path):
     assert result.returncode == 2
     assert "unexpected arguments: configs/xor.py" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def _train(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "experiments.train", f"--workdir={workdir}",
+                           *TINY_XOR, *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "JAXCX_NO_PROGRESS": "1"}, timeout=300)
+
+
+def test_unknown_override_key_stops_the_launch_before_any_work(tmp_path):
+    """A misspelt `--config.` key: status 2, the key named, no run folder made."""
+    result = _train(tmp_path / "run", "--config.train.no_such_key=1")
+    assert result.returncode == 2
+    assert "unknown config key 'train.no_such_key'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_flag_replaces_a_run_of_another_config(tmp_path):
+    """Another config in the same --workdir is refused (status 2, run untouched); with
+    --overwrite the folder is emptied and the new config trains from scratch."""
+    run = tmp_path / "run"
+    first = _train(run)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run / "notes.txt").write_text("left by the first run")
+    old_rows = read_metrics(run)
+
+    refused = _train(run, "--config.seed=1")
+    assert refused.returncode == 2
+    assert "different config" in refused.stderr and "--overwrite" in refused.stderr
+    assert json.loads((run / "config.json").read_text())["seed"] == 0
+    assert read_metrics(run) == old_rows and (run / "notes.txt").exists()
+
+    replaced = _train(run, "--config.seed=1", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["seed"] == 1
+    assert not (run / "notes.txt").exists()
+    new_rows = read_metrics(run)
+    # 256 examples in batches of 32, one epoch: one evaluation at step 8, from scratch.
+    assert [row["step"] for row in new_rows if "val/loss" in row] == [8]
+    assert [row["step"] for row in new_rows] == [row["step"] for row in old_rows]
+    assert new_rows != old_rows  # seed 1's training, not the first run's rows kept

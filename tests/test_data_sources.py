@@ -1,7 +1,11 @@
 """Image decoding, image folders, MedMNIST npz and XOR sources, with their bad inputs."""
 
 import io
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,9 @@ from jaxcx.data.imageio import decode_image, probe_image
 from jaxcx.data.npz import NpzSource
 from jaxcx.data.synthetic import write_medmnist_like
 from jaxcx.data.xor import XorSource, make_xor
+from jaxcx.tracking import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _encode(array: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
@@ -247,3 +254,49 @@ def test_xor_deterministic_and_correct():
     record = pickle.loads(pickle.dumps(XorSource(400, 0.05, seed=3)))[7]
     np.testing.assert_array_equal(record["image"], x[7])
     assert record["label"] == y[7] and record["path"] == ""
+
+
+# --- bad inputs through the training entry point ------------------------------------------
+
+
+def test_train_entry_skips_bad_images_and_lists_them_also_from_the_cache(tmp_path):
+    """`on_bad_input=skip` through `python -m experiments.train`: the run trains on the good
+    images and lists the corrupt and the empty file in WORKDIR/bad_inputs.json; a second
+    run on the same cache reads the arrays back (no new cache file) and lists them again."""
+    root = _write_kaggle(tmp_path / "kaggle", {"train": (8, 8), "val": (2, 2), "test": (2, 2)})
+    corrupt = root / "train" / "PNEUMONIA" / "corrupt.jpeg"
+    corrupt.write_bytes(_bad_files(tmp_path)["corrupt.jpeg"][0])
+    empty = root / "val" / "NORMAL" / "empty.jpeg"
+    empty.write_bytes(b"")
+    cache = tmp_path / "cache"
+
+    def train(workdir):
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.train", "--config=configs/pneumonia.py:quick",
+             f"--workdir={workdir}", f"--config.data.root={root}", "--config.data.split=folders",
+             "--config.data.on_bad_input=skip", f"--config.data.cache_dir={cache}",
+             "--config.data.image_size=16", "--config.model.feature_maps=4",
+             "--config.train.num_epochs=1", "--config.train.batch_size=8",
+             "--config.train.eval_batch_size=8", "--config.tracking.tensorboard=false"],
+            cwd=REPO, env={**os.environ, "JAXCX_NO_PROGRESS": "1"}, capture_output=True,
+            text=True, timeout=300)
+
+    first = train(tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-2000:]
+    def cache_files():
+        return sorted((p.name, p.stat().st_mtime_ns) for p in (cache / "arrays").iterdir())
+
+    cached = cache_files()
+    second = train(tmp_path / "second")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert cache_files() == cached  # read back: no file added or rewritten
+    for run, result in (("first", first), ("second", second)):
+        assert "2 bad input(s) skipped" in result.stdout
+        listed = read_bad_inputs(tmp_path / run)
+        assert sorted(bad.item for bad in listed) == sorted([str(corrupt), str(empty)])
+        # 16 good training images in batches of 8: one epoch is 2 steps.
+        assert [row["step"] for row in read_metrics(tmp_path / run) if "val/loss" in row] == [2]
+    reasons = {bad.item: bad.reason for bad in read_bad_inputs(tmp_path / "first")}
+    assert "corrupt or truncated" in reasons[str(corrupt)]
+    assert "empty file" in reasons[str(empty)]
+    assert read_metrics(tmp_path / "second") == read_metrics(tmp_path / "first")

@@ -51,7 +51,7 @@ def test_summarize_binary_hand_computed():
 
 
 def test_summarize_covid_all_positive_predictions():
-    # seed 004: tp 1903 fp 1712 tn 0 fn 0 -> accuracy = precision 0.5264, recall 1.
+    # the COVID notebook: tp 1903 fp 1712 tn 0 fn 0 -> accuracy = precision 0.5264, recall 1.
     out = metrics.summarize_confusion(np.array([[0, 1712], [0, 1903]]))
     assert out["accuracy"] == pytest.approx(0.5264177)
     assert out["precision"] == pytest.approx(0.5264177)
@@ -190,6 +190,22 @@ def test_bootstrap_ci_deterministic_and_contains_point(rng):
     assert point == pytest.approx(skm.roc_auc_score(labels, probs))
     assert low < point < high
     assert metrics.bootstrap_ci(auc, probs, labels, n_resamples=200, seed=4) != first
+
+
+@pytest.mark.parametrize("alpha, z", [(0.05, 1.959964), (0.2, 1.281552)])
+def test_bootstrap_ci_of_a_mean_matches_the_normal_interval(alpha, z):
+    """Percentile bootstrap of a sample mean: mean +- z * sd / sqrt(n) (sd with ddof=0,
+    as the bootstrap resamples the empirical distribution)."""
+    n = 400
+    sample = np.random.default_rng(7).normal(2.0, 1.5, n)
+    labels = np.arange(n) % 2  # two classes present: no resample is left out
+    mean = lambda p, y: float(np.mean(p))  # noqa: E731
+    point, low, high = metrics.bootstrap_ci(mean, sample, labels, n_resamples=2000, seed=0,
+                                            alpha=alpha)
+    se = sample.std() / np.sqrt(n)
+    assert point == pytest.approx(sample.mean())
+    assert (high - low) / 2 == pytest.approx(z * se, rel=0.07)
+    assert (low + high) / 2 == pytest.approx(sample.mean(), abs=0.15 * se)
 
 
 def test_dice_jit():

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcx.config import ConfigDict
+from jaxcx.config import ConfigDict, load_config
 from jaxcx.data.registry import DataBundle
+from jaxcx.train.loop import _resolve_loss
 from jaxcx.train.losses import make_loss
 from jaxcx.train.optim import make_optimizer, make_schedule
 
@@ -121,3 +122,25 @@ def test_class_weights_are_pneumonia_normalised_inverse_frequencies():
     bundle = DataBundle(train=None, val=None, test=None, train_labels=labels, input_shape=(1,),
                         class_names=("a", "b"))
     np.testing.assert_allclose(bundle.class_weights(), [0.75, 0.25])
+
+
+def test_default_weighted_loss_uses_inverse_frequencies_by_class_index():
+    """Training counts 6, 2, 1: inverses 1/6, 1/2, 1 over their sum 5/3 give weights 0.1,
+    0.3, 0.6; `weighted_ce` without explicit weights applies them by class (rare heavier)."""
+    labels = np.array([0, 1, 0, 2, 0, 0, 1, 0, 0])
+    bundle = DataBundle(train=None, val=None, test=None, train_labels=labels, input_shape=(3,),
+                        class_names=("common", "middle", "rare"))
+    np.testing.assert_allclose(bundle.class_weights(), [0.1, 0.3, 0.6], rtol=1e-6)
+    weighted = _resolve_loss(load_config("configs/xor.py", ["--config.loss.name=weighted_ce"]),
+                             bundle)
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0], [0.0, 0.0, 3.0]], np.float32)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    per_example = -log_probs[np.arange(3), [0, 1, 2]]
+    total, weight = weighted(jnp.asarray(logits), {"label": jnp.array([0, 1, 2]),
+                                                   "mask": jnp.ones(3)})
+    assert float(weight) == pytest.approx(1.0, rel=1e-6)
+    assert float(total) == pytest.approx(float(per_example @ [0.1, 0.3, 0.6]), rel=1e-5)
+    one = lambda c: float(weighted(jnp.asarray(logits[c:c + 1]),  # noqa: E731
+                                   {"label": jnp.array([c]), "mask": jnp.ones(1)})[1])
+    assert one(2) == pytest.approx(6 * one(0)) and one(1) == pytest.approx(3 * one(0))

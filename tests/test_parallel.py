@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -76,31 +78,75 @@ def _free_port():
         return s.getsockname()[1]
 
 
-XOR_SGD = ["-m", "experiments.train", "--config=configs/xor.py:quick",
-           "--config.optim.name=sgd", "--config.optim.learning_rate=0.1",
-           "--config.tracking.tensorboard=false"]
+XOR_SGD = ["--config=configs/xor.py:quick", "--config.optim.name=sgd",
+           "--config.optim.learning_rate=0.1", "--config.tracking.tensorboard=false"]
+
+# `python -m experiments.train` that prints jax.process_count() once the process has joined
+# (or not) the distributed job, so the test sees how many processes really took part.
+TRAIN_REPORTING_PROCESSES = textwrap.dedent("""
+    import runpy, sys
+    import jax
+    from jaxcx import launch
+    join = launch.init_distributed
+    def join_and_report():
+        join()
+        print(f"jax.process_count()={jax.process_count()} "
+              f"jax.process_index()={jax.process_index()}", flush=True)
+    launch.init_distributed = join_and_report
+    sys.argv = ["experiments/train.py", *sys.argv[1:]]
+    runpy.run_module("experiments.train", run_name="__main__", alter_sys=True)
+""")
+
+
+def _train(*args):
+    return [sys.executable, "-c", TRAIN_REPORTING_PROCESSES, *XOR_SGD, *args]
+
+
+def _evaluated_steps(output):
+    return [int(s) for s in re.findall(r"^step (\d+) epoch ", output, re.MULTILINE)]
 
 
 @pytest.mark.slow
 def test_two_process_run_matches_one_process(tmp_path):
     """Two processes on 127.0.0.1, each feeding half of every global batch, train the same
-    steps as one process (to float tolerance: only summation order differs)."""
+    steps as one process (to float tolerance: only summation order differs). Both must
+    report jax.process_count() == 2; one deadline covers both, and both are killed on it."""
     single, double = tmp_path / "single", tmp_path / "double"
-    subprocess.run([sys.executable, *XOR_SGD, f"--workdir={single}"], cwd=REPO, env=_env(),
-                   check=True, capture_output=True, timeout=300)
+    alone = subprocess.run(_train(f"--workdir={single}"), cwd=REPO, env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert "jax.process_count()=1 jax.process_index()=0" in alone.stdout
     address = f"127.0.0.1:{_free_port()}"
-    workers = [subprocess.Popen([sys.executable, *XOR_SGD, f"--workdir={double}",
-                                 f"--coordinator_address={address}", "--num_processes=2",
-                                 f"--process_id={i}"], cwd=REPO, env=_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for i in range(2)]
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
-    one = [r for r in tracking.read_metrics(single) if "val/loss" in r]
-    two = [r for r in tracking.read_metrics(double) if "val/loss" in r]
-    assert [r["step"] for r in one] == [r["step"] for r in two] == [8, 16, 24]
+    logs = [tmp_path / f"process{i}.log" for i in range(2)]
+    workers = []
+    try:
+        for i, log in enumerate(logs):
+            with open(log, "w") as out:
+                workers.append(subprocess.Popen(
+                    _train(f"--workdir={double}", f"--coordinator_address={address}",
+                           "--num_processes=2", f"--process_id={i}"),
+                    cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 300
+        for worker in workers:
+            worker.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    outputs = [log.read_text() for log in logs]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    for i, output in enumerate(outputs):
+        assert f"jax.process_count()=2 jax.process_index()={i}" in output, output[-2000:]
+    # Only process 0 reports progress; process 1 trained silently beside it.
+    assert _evaluated_steps(outputs[0]) == _evaluated_steps(alone.stdout) == [8, 16, 24]
+    assert _evaluated_steps(outputs[1]) == []
+    one, two = tracking.read_metrics(single), tracking.read_metrics(double)
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    assert [r["step"] for r in one if "val/loss" in r] == [8, 16, 24]
+    assert sum("train/running_loss" in r for r in two) == 2  # log_every_steps 10: 10, 20
     for a, b in zip(one, two):
         assert a.keys() == b.keys()
         for key in a:
-            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["step"], key)
     assert json.loads((double / "config.json").read_text())["name"] == "xor"

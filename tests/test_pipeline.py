@@ -1,5 +1,7 @@
 """grain pipelines: determinism, epochs, resume, worker counts, eval padding, sharding."""
 
+import json
+
 import grain
 import numpy as np
 import pytest
@@ -95,20 +97,28 @@ def test_restore_state_gives_identical_next_batches():
 
 
 def test_two_workers_match_zero_workers_and_resume():
+    """Two workers give the zero-worker batches, and a state saved after 5 batches (as
+    JSON, as a checkpoint stores it) restored into a freshly built loader, as a resumed run
+    does, continues with batches 6-8."""
     make = lambda workers: pipeline.train_loader(  # noqa: E731
         ToySource(20), batch_size=4, seed=5, transforms=[AddNoise()], worker_count=workers)
     serial = take(make(0), 8)
     iterator = iter(make(2))
     parallel = [next(iterator) for _ in range(5)]
-    state = iterator.get_state()
+    state = json.loads(json.dumps(iterator.get_state()))
     parallel += [next(iterator) for _ in range(3)]
+    iterator.close()
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a["image"], b["image"])
         assert type(b["image"]) is np.ndarray
-    iterator.set_state(state)
-    np.testing.assert_array_equal(next(iterator)["image"], serial[5]["image"])
-    iterator.close()
-    del iterator
+    resumed = iter(make(2))
+    resumed.set_state(state)
+    for expected in serial[5:]:
+        batch = next(resumed)
+        np.testing.assert_array_equal(batch["image"], expected["image"])
+        np.testing.assert_array_equal(batch["label"], expected["label"])
+    resumed.close()
+    del iterator, resumed
 
 
 def test_eval_counts_every_example_once_with_padding():

@@ -109,9 +109,10 @@ class Evaluator:
         result = {"loss": sums["loss_sum"] / max(sums["loss_weight"], 1e-12)}
         if sums["count"]:
             result["accuracy"] = sums["correct"] / sums["count"]
-        all_probs = all_labels = label_mask = None
+        all_probs = all_labels = label_mask = kept_ids = None
         if probs:
             keep = np.concatenate(masks) > 0
+            kept_ids = np.concatenate(ids)[keep] if ids else None
             all_probs, all_labels = np.concatenate(probs)[keep], np.concatenate(labels)[keep]
             label_mask = np.concatenate(label_masks)[keep] if label_masks else None
             result.update(metrics_lib.probability_metrics(
@@ -122,7 +123,6 @@ class Evaluator:
         if self._loss.multilabel and probs:
             result.update(metrics_lib.multilabel_report(all_probs, all_labels, 0.5, label_mask,
                                                         names=self._class_names))
-        kept_ids = np.concatenate(ids)[np.concatenate(masks) > 0] if keep_ids and ids else None
         return EvalResult({f"{prefix}/{k}": float(v) for k, v in result.items()},
                           all_probs, all_labels, confusion, kept_ids, label_mask)
 
