@@ -118,20 +118,23 @@ def _curve_areas(scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     }
 
 
-def macro_roc_auc(probs, labels) -> float:
-    """Mean one-vs-rest ROC AUC over the classes with both outcomes present, from the
-    Mann-Whitney rank identity (ties share their average rank) for all classes at once:
-    the same value as `probability_metrics(...)['roc_auc']`, fast enough to bootstrap."""
+def macro_roc_auc(probs, labels, label_mask=None) -> float:
+    """Mean ROC AUC over classes (labels [N], one against the rest) or labels ([N, L]
+    0/1, entries outside `label_mask` left out) with both outcomes present, from the
+    Mann-Whitney rank identity (ties share their average rank): the same value as
+    `probability_metrics(...)['roc_auc']`, fast enough to bootstrap."""
     probs = np.asarray(probs, np.float64)
-    onehot = np.asarray(labels)[:, None] == np.arange(probs.shape[1])
-    positives = onehot.sum(axis=0)
-    negatives = len(onehot) - positives
-    ranks = stats.rankdata(probs, axis=0)
-    u = (ranks * onehot).sum(axis=0) - positives * (positives + 1) / 2
-    defined = (positives > 0) & (negatives > 0)
-    if not defined.any():
-        return float("nan")
-    return float(np.mean(u[defined] / (positives[defined] * negatives[defined])))
+    labels = np.asarray(labels)
+    targets = labels > 0.5 if labels.ndim == 2 else labels[:, None] == np.arange(probs.shape[1])
+    kept = np.ones(targets.shape, bool) if label_mask is None else np.asarray(label_mask) > 0
+    areas = []
+    for column in range(targets.shape[1]):
+        scores, positive = probs[kept[:, column], column], targets[kept[:, column], column]
+        count = positive.sum()
+        if 0 < count < len(positive):
+            rank_sum = stats.rankdata(scores)[positive].sum()
+            areas.append((rank_sum - count * (count + 1) / 2) / (count * (len(positive) - count)))
+    return float(np.mean(areas)) if areas else float("nan")
 
 
 def positive_scores(probs) -> np.ndarray:

@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 from jaxcx.config import base_config
 from jaxcx.evaluation import Outputs, get_evaluator, task_for
 from jaxcx.evaluation.binary import metrics_at
+from jaxcx import metrics
 from jaxcx.metrics import macro_roc_auc
 
 # Eight validation examples, hand-worked: sorted by score, labels 0 0 1 0 1 1 0 1.
@@ -163,3 +164,20 @@ def test_fast_macro_roc_auc_matches_sklearn():
     probs[:, 1] = np.round(probs[:, 1], 1)
     expected = np.mean([skm.roc_auc_score(labels == c, probs[:, c]) for c in (0, 1, 3)])
     assert macro_roc_auc(probs, labels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_multilabel_bootstrap_summary_matches_the_full_report():
+    """The fast per-resample summary equals multilabel_report on the whole sample."""
+    rng = np.random.default_rng(3)
+    labels = (rng.random((60, 3)) < 0.4).astype(np.float32)
+    probs = np.clip(labels * 0.5 + rng.random((60, 3)) * 0.6, 0, 1)
+    mask = (rng.random((60, 3)) < 0.9).astype(np.float32)
+    thresholds = np.array([0.4, 0.5, 0.6])
+    full = metrics.multilabel_report(probs, labels, thresholds, mask)
+    macro_f1 = np.mean([skm.f1_score(labels[mask[:, j] > 0, j], probs[mask[:, j] > 0, j]
+                                     >= thresholds[j]) for j in range(3)])
+    assert full["macro/f1"] == pytest.approx(macro_f1)
+    assert macro_roc_auc(probs, labels, mask) == pytest.approx(full["roc_auc"], abs=1e-12)
+    evaluator = get_evaluator("multilabel", settings(bootstrap_resamples=300))
+    low, high = evaluator._intervals(probs, labels, mask, thresholds)["macro/f1"]
+    assert low < macro_f1 < high

@@ -53,17 +53,24 @@ class MultilabelEvaluator(Evaluator):
                 "operating_points": points}
 
     def _intervals(self, probs, labels, mask, thresholds) -> dict[str, list[float]]:
-        both = np.concatenate([labels, np.ones_like(labels) if mask is None else mask], axis=1)
+        kept = np.ones(labels.shape) if mask is None else np.asarray(mask, np.float64)
         width = labels.shape[1]
 
-        def summary(key):
-            return lambda p, y: metrics_lib.multilabel_report(
-                p, y[:, :width], thresholds, y[:, width:])[key]
+        def summary(p, y):
+            """Macro F1 at `thresholds` and macro ROC AUC; y holds labels then their mask."""
+            actual, keep = y[:, :width] > 0.5, y[:, width:] > 0
+            predicted = p >= thresholds
+            tp = (predicted & actual & keep).sum(axis=0)
+            wrong = ((predicted != actual) & keep).sum(axis=0)
+            f1 = np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(width), where=2 * tp + wrong > 0)
+            return {"macro/f1": float(f1.mean()),
+                    "roc_auc": metrics_lib.macro_roc_auc(p, y[:, :width], keep)}
 
         # Resample examples: labels and their mask travel together in one array.
-        return {key: list(metrics_lib.bootstrap_ci(
-            summary(key), probs, both, n_resamples=self.settings.bootstrap_resamples,
-            seed=bootstrap_seed(self.settings))[1:]) for key in ("macro/f1", "roc_auc")}
+        both = np.concatenate([labels, kept], axis=1)
+        return {key: list(interval) for key, interval in metrics_lib.bootstrap_intervals(
+            summary, probs, both, n_resamples=self.settings.bootstrap_resamples,
+            seed=bootstrap_seed(self.settings)).items()}
 
     def figures(self, outputs: Outputs, record: Mapping[str, Any], out_dir: Path, title: str,
                 split: str, image_of: ImageLookup | None = None) -> dict[str, Path]:
@@ -88,8 +95,7 @@ class MultilabelEvaluator(Evaluator):
 
     def markdown(self, record: Mapping[str, Any]) -> list[str]:
         lines = table(["thresholds", *SUMMARY_KEYS], [
-            [name, *[with_interval(point, k) if k in point.get("ci95", {}) else f"{point[k]:.4f}"
-                     for k in SUMMARY_KEYS]]
+            [name, *[with_interval(point, k) for k in SUMMARY_KEYS]]
             for name, point in record["operating_points"].items()])
         point = record["operating_points"].get("validation", record["operating_points"]["0.5"])
         lines += ["", *table(["label", "threshold", *LABEL_KEYS], [
