@@ -14,7 +14,7 @@ See README.md.
 from jaxcx import launch
 from jaxcx.data.registry import build_data
 from jaxcx.models import build_model, summary
-from jaxcx.run import run_config, train_and_evaluate, validate
+from jaxcx.run import record_launch, run_config, train_and_evaluate, validate
 
 FLAGS = launch.FLAGS
 
@@ -24,6 +24,7 @@ def main():
     config = run_config(launch.config_from_flags())
     validate(config)  # before the workdir is touched
     workdir = launch.prepare_run_workdir(config)
+    record_launch(workdir, FLAGS.config, launch.command_line_overrides())
     data = build_data(config.data, config.seed)
     print(summary(build_model(config.model), (1, *data.input_shape)).table)
     result = train_and_evaluate(config, workdir, data=data)

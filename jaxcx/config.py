@@ -235,6 +235,16 @@ def format_value(value: Any) -> str:
     return repr(value)
 
 
+def import_config_file(path: str | Path):
+    """Runs a config file as a module (so the models or datasets it registers exist) and
+    returns it."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"jaxcx_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ConfigDict:
     """Loads `path.py[:arg]` (or a run's saved `config.json`), applies overrides and
     returns a locked config."""
@@ -250,9 +260,7 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ConfigDict:
         apply_overrides(config, overrides)
         config.lock()
         return config
-    spec_obj = importlib.util.spec_from_file_location(f"jaxcx_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec_obj)
-    spec_obj.loader.exec_module(module)
+    module = import_config_file(path)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config(arg)")
     config = module.get_config(arg or None)

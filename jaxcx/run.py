@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxcx import plots, tracking
-from jaxcx.config import ConfigDict, ConfigError
+from jaxcx.config import ConfigDict, ConfigError, import_config_file
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DATASETS, DataBundle, build_data
 from jaxcx.evaluation import Evaluator, Outputs, available_evaluators, get_evaluator, task_for
@@ -38,6 +38,7 @@ VAL_OUTPUTS_FILE = "val_outputs.npz"
 TEST_DIR = "test"
 TEST_FILE = "test_metrics.json"
 REPORT_FILE = "report.md"
+LAUNCH_FILE = "launch.json"
 THRESHOLD_RULES = ("youden", "f1", "recall")
 
 DataSource = DataBundle | Callable[[ConfigDict], DataBundle] | None
@@ -93,6 +94,27 @@ def validate(config: ConfigDict) -> None:
     _check_name("eval.task", config.eval.task, ["auto", *available_evaluators()])
     _check_name("eval.threshold", config.eval.threshold, list(THRESHOLD_RULES))
     _check_name("train.best_mode", config.train.best_mode, ["max", "min"])
+
+
+def record_launch(workdir: str | Path, spec: str, overrides: list[str]) -> None:
+    """Keeps how a run was launched (`--config` spec, its file, the overrides) in
+    `launch.json`, so a later process can import the config file's registrations."""
+    config_file = Path(spec.partition(":")[0]).resolve()
+    _write_json(Path(workdir) / LAUNCH_FILE, {"config": spec, "config_file": str(config_file),
+                                              "overrides": overrides})
+
+
+def import_registrations(workdir: Path, config: ConfigDict) -> None:
+    """Imports the config file a run was launched with when it registered the run's
+    dataset or model itself (they are unknown to a fresh process otherwise)."""
+    launch = workdir / LAUNCH_FILE
+    if config.data.name in DATASETS and config.model.name in MODELS or not launch.exists():
+        return
+    config_file = Path(json.loads(launch.read_text())["config_file"])
+    if config_file.suffix != ".py" or not config_file.is_file():
+        raise ConfigError(f"{workdir}: dataset {config.data.name!r} or model "
+                          f"{config.model.name!r} is registered by {config_file}, which is gone")
+    import_config_file(config_file)
 
 
 def evaluator_for(config: ConfigDict, outputs: Outputs) -> Evaluator:
@@ -213,6 +235,7 @@ def evaluate(workdir: str | Path, *, force: bool = False, data: DataSource = Non
             f"({record_path}); the test set is for one final evaluation. Pass --force to "
             "evaluate again (the count of evaluations is kept in the record).")
     config = result.config
+    import_registrations(workdir, config)
     bundle = _data(config, data)
     if bundle.test is None:
         raise WorkdirError(f"dataset {config.data.name!r} has no test split to evaluate")

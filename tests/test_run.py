@@ -164,3 +164,27 @@ def test_multilabel_run_is_trained_and_tested_per_label(tmp_path):
     chosen = record["operating_points"]["validation"]
     assert len(chosen["thresholds"]) == 5 and set(chosen["per_label"]) == set("01234")
     assert "| label | threshold |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_evaluate_imports_a_dataset_registered_by_the_users_config_file(tmp_path):
+    config_file = tmp_path / "my_config.py"
+    config_file.write_text(
+        "from jaxcx.config import base_config\n"
+        "from jaxcx.data.builders import xor\n"
+        "from jaxcx.data.registry import register_dataset\n\n"
+        "register_dataset('my_xor')(xor)\n\n\n"
+        "def get_config(arg=None):\n"
+        f"    config = base_config()\n"
+        "    config.name = 'mine'\n"
+        "    config.model = {'name': 'xor_mlp', 'width': 3}\n"
+        "    config.data = {'name': 'my_xor', 'train_size': 128, 'val_size': 64,\n"
+        "                   'test_size': 64, 'noise_std': 0.1, 'data_seed': 0}\n"
+        "    config.loss.name = 'sigmoid_bce'\n"
+        "    config.train.num_epochs = 1\n"
+        "    return config\n")
+    workdir = tmp_path / "run"
+    trained = _cli("experiments.train", f"--config={config_file}", f"--workdir={workdir}")
+    assert trained.returncode == 0, trained.stderr
+    tested = _cli("experiments.evaluate", f"--workdir={workdir}")
+    assert tested.returncode == 0, tested.stderr
+    assert json.loads((workdir / "test" / "test_metrics.json").read_text())["n"] == 64
