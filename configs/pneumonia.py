@@ -108,7 +108,7 @@ def get_config(arg=None):
     config.data = {
         "name": "chest_xray", "root": "", "split": "resplit", "image_size": 224, "channels": 1,
         "resize_mode": "stretch", "normalization": "standardize", "on_bad_input": "raise",
-        "cache_dir": "", "worker_count": 0,
+        "ignore_unknown_folders": False, "min_per_class": 5, "cache_dir": "", "worker_count": 0,
         "augment": {"enabled": False, "p": 0.2, "rotation_degrees": 5.0,
                     "translate_fraction": 0.05, "shear_degrees": 5.0, "brightness": 0.2,
                     "contrast": 0.1, "hflip": False},

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcx import plots
+from jaxcx.data.errors import BadInputLog
 from jaxcx.tracking import progress_bar
 from jaxcx.data.sampling import source_labels
 
@@ -220,12 +221,14 @@ def analyze(
     stats_split: str | None = None,
     max_images: int | None = None,
     seed: int = 0,
+    bad_inputs: BadInputLog | None = None,
 ) -> Path:
     """Writes the figures and `data_summary.md` for `splits` ({name: source}) into `out_dir`.
 
     Image properties, samples and extremes come from `stats_split` (default: the first
     split), at most `max_images` of them (seeded sample). Names default to the source's
     `class_names`/`label_names`; `multilabel` defaults to labels being [N, L] vectors.
+    The inputs left out (`bad_inputs`: skipped and ignored files) are listed in a section.
     Returns the path of `data_summary.md`.
     """
     out_dir = Path(out_dir)
@@ -335,6 +338,12 @@ def analyze(
     lines += _markdown_table(["which", "id", "size (HxWxC)", "mean intensity"], [
         [caption, stats.ids[p], f"{int(stats.height[p])}x{int(stats.width[p])}x"
          f"{stats.channels[p]}", f"{stats.mean_value[p]:.4g}"] for caption, p in extremes])
+
+    if bad_inputs is not None and bad_inputs.count:
+        lines += [f"## Inputs not used ({len(bad_inputs.bad())} bad and skipped, "
+                  f"{len(bad_inputs.ignored())} ignored)", ""]
+        lines += _markdown_table(["kind", "file or folder", "reason"],
+                                 [[b.kind, f"`{b.item}`", b.reason] for b in bad_inputs.items])
 
     lines += ["## Figures", ""]
     lines += [f"- {name}: ![{name}]({path.name})" for name, path in figures.items()]

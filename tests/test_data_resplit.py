@@ -46,7 +46,9 @@ def test_resplit_errors(tmp_path):
     with pytest.raises(DataError, match="none of the splits"):
         pneumonia_resplit(tmp_path)
     (tmp_path / "train" / "NORMAL").mkdir(parents=True)
-    with pytest.raises(DataError, match="class 'NORMAL': no images"):
+    with pytest.raises(DataError, match="class folder .*train/NORMAL has no images"):
         pneumonia_resplit(tmp_path)
+    with pytest.raises(DataError, match="class 'NORMAL': no images"):
+        pneumonia_resplit(tmp_path, ignore_unknown_folders=True)
     with pytest.raises(DataError, match="not found"):
         read_manifest(tmp_path / "missing.json")

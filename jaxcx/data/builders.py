@@ -21,17 +21,19 @@ import numpy as np
 from jaxcx import tracking
 from jaxcx.data import transforms as T
 from jaxcx.data.errors import BadInputLog, DataError
-from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, class_names_from_map, scan_split
+from jaxcx.data.folder import (KAGGLE_PNEUMONIA_CLASSES, class_names_from_map,
+                               list_unread_root_entries, scan_split)
 from jaxcx.data.idx import MNIST_FILES, MNIST_MD5, load_mnist
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle, register_dataset
-from jaxcx.data.resplit import pneumonia_resplit
+from jaxcx.data.resplit import MIN_PER_CLASS, check_class_counts, pneumonia_resplit
 from jaxcx.data.npz import NPZ_SPLITS, NpzSource
 from jaxcx.data.synthetic import (write_medmnist_like, write_mnist_like_idx,
                                   write_phantom_chest_xrays)
 from jaxcx.data.xor import XorSource
 
 LabelledFile = tuple[str, int]
+FOLDER_SPLITS = ("train", "val", "test")
 
 
 def cache_root(data_cfg: ml_collections.ConfigDict) -> Path:
@@ -66,25 +68,38 @@ def _preprocess_one(path: str, image_size: int, channels: int, resize_mode: str)
     return np.rint(T.scale_to_unit(image) * 255).astype(np.uint8)
 
 
+def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(images, labels, keep, reasons) of a cache file; None when absent, or written before
+    skip reasons were kept while it skipped files (then it is rebuilt)."""
+    if not cache.exists():
+        return None
+    with np.load(cache, allow_pickle=False) as saved:
+        keep = saved["keep"]
+        if "reasons" not in saved.files and not keep.all():
+            return None
+        reasons = saved["reasons"] if "reasons" in saved.files else np.full(len(keep), "")
+        return saved["images"], saved["labels"], keep, reasons
+
+
 def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels: int,
                      resize_mode: str, cache_dir: Path, on_bad_input: str = "raise",
-                     desc: str = "preprocess") -> tuple[ArraySource, BadInputLog]:
+                     desc: str = "preprocess",
+                     log: BadInputLog | None = None) -> tuple[ArraySource, BadInputLog]:
     """Decodes and resizes every file once (2 threads), caching the uint8 arrays on disk.
 
-    Bad files raise `DataError` naming the file, or are skipped and logged under
-    `on_bad_input='skip'`. 16-bit images are quantised to 8 bits here.
+    Every file is tried first; then under 'raise' one `DataError` lists all bad files
+    (nothing is cached), under 'skip' they are left out and listed with their reasons
+    (kept in the cache, so a second run lists the same). A given `log` only collects the
+    bad files: the caller resolves it (e.g. after the other splits). 16-bit images are
+    quantised to 8 bits here.
     """
     key = hashlib.sha256(json.dumps([sorted(files), image_size, channels, resize_mode,
                                      on_bad_input]).encode()).hexdigest()[:20]
     cache = cache_dir / "arrays" / f"{key}.npz"
-    log = BadInputLog(on_bad_input)
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as saved:
-            keep = saved["keep"]
-            images, labels = saved["images"], saved["labels"]
-        for (path, _), kept in zip(files, keep):
-            if not kept:
-                log.report(path, "unreadable (cached verdict)")
+    file_log = BadInputLog(on_bad_input) if log is None else log
+    cached = _read_cache(cache)
+    if cached is not None:
+        images, labels, keep, reasons = cached
     else:
         def load(item):
             try:
@@ -94,19 +109,26 @@ def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(tracking.progress_bar(pool.map(load, files), total=len(files),
                                                  desc=desc))
-        keep = np.asarray([not isinstance(r, DataError) for r in results])
-        for (path, _), result in zip(files, results):
-            if isinstance(result, DataError):
-                log.report(path, result)
-        images = np.stack([r for r in results if not isinstance(r, DataError)])
+        keep = np.asarray([not isinstance(r, DataError) for r in results], dtype=bool)
+        reasons = np.asarray([str(r).removeprefix(f"{path}: ") if isinstance(r, DataError)
+                              else "" for (path, _), r in zip(files, results)], dtype=str)
+        kept = [r for r in results if not isinstance(r, DataError)]
+        images = (np.stack(kept) if kept else
+                  np.zeros((0, image_size, image_size, channels), np.uint8))
         labels = np.asarray([label for (_, label), k in zip(files, keep) if k], np.int32)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, images=images, labels=labels, keep=keep)
-        os.replace(tmp, cache)
+        if on_bad_input == "skip" or keep.all():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(cache.stem + ".tmp.npz")
+            np.savez(tmp, images=images, labels=labels, keep=keep, reasons=reasons)
+            os.replace(tmp, cache)
+    for (path, _), kept, reason in zip(files, keep, reasons):
+        if not kept:
+            file_log.add(path, str(reason))
+    if log is None:
+        file_log.resolve(desc)
     kept_paths = [path for (path, _), k in zip(files, keep) if k]
     ids = [os.path.basename(os.path.dirname(p)) + "/" + os.path.basename(p) for p in kept_paths]
-    return ArraySource(images, labels, ids, kept_paths), log
+    return ArraySource(images, labels, ids, kept_paths), file_log
 
 
 def phantom_chest_xray_root(data_cfg: ml_collections.ConfigDict) -> Path:
@@ -149,30 +171,43 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     `data.split='resplit'` pools every split and re-splits 80/10/10 as the pneumonia
     notebook does;
     `'folders'` uses the folder's own train/val/test.
+    Bad images follow `data.on_bad_input` (one error listing all of them, or skipped);
+    entries not read are listed in `bundle.bad_inputs`; folders that are no class and
+    empty class folders are errors unless `data.ignore_unknown_folders`; a split without
+    images of a class is an error, one with fewer than `data.min_per_class` a warning.
     """
     del seed  # the split is fixed by the data (the pneumonia notebook's Random(42))
     root = Path(data_cfg.root).expanduser() if data_cfg.root else phantom_chest_xray_root(data_cfg)
-    layout = "expected the Kaggle layout ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
+    layout = ("expected the Kaggle layout ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg "
+              "(or any image format PIL reads)")
     if not root.is_dir():
         raise DataError(f"data.root {root} is not a folder; {layout}")
     class_map = KAGGLE_PNEUMONIA_CLASSES
+    ignore_unknown = data_cfg.get("ignore_unknown_folders", False)
+    log = BadInputLog(data_cfg.on_bad_input)
     try:
         if data_cfg.split == "resplit":
-            files = pneumonia_resplit(root, classes=tuple(class_map))
+            files = pneumonia_resplit(root, classes=tuple(class_map),
+                                      ignore_unknown_folders=ignore_unknown, log=log)
         elif data_cfg.split == "folders":
-            files = {split: scan_split(root, split, class_map=class_map)
-                     for split in ("train", "val", "test")}
+            list_unread_root_entries(root, FOLDER_SPLITS, log)
+            files = {split: scan_split(root, split, class_map=class_map,
+                                       ignore_unknown_folders=ignore_unknown, log=log)
+                     for split in FOLDER_SPLITS}
         else:
             raise DataError(f"data.split must be 'resplit' or 'folders', got {data_cfg.split!r}")
     except DataError as error:
         raise DataError(f"data.root {root}: {error}; {layout}") from error
-    sources, logs = {}, BadInputLog(data_cfg.on_bad_input)
+    sources = {}
     for split, split_files in files.items():
-        sources[split], log = preprocess_files(
+        sources[split], _ = preprocess_files(
             split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
             resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
-            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images")
-        logs.items.extend(log.items)
+            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images", log=log)
+    log.resolve(f"data.root {root}")
+    check_class_counts({split: source.labels for split, source in sources.items()},
+                       class_names_from_map(class_map),
+                       data_cfg.get("min_per_class", MIN_PER_CLASS), f"data.root {root}")
     train = sources["train"]
     return DataBundle(
         train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
@@ -180,7 +215,7 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         class_names=tuple(class_names_from_map(class_map)),
         train_transforms=image_transforms(data_cfg, train, train=True),
         eval_transforms=image_transforms(data_cfg, train, train=False),
-        worker_count=data_cfg.get("worker_count", 0), bad_inputs=logs)
+        worker_count=data_cfg.get("worker_count", 0), bad_inputs=log)
 
 
 def shared_data_root() -> Path:

@@ -21,24 +21,30 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class BadInput:
-    """One rejected item: where it is (file, file:line, key) and why."""
+    """One item not used: where it is (file, file:line, key, folder), why, and its kind:
+    'bad' (rejected: corrupt, unreadable, bad row) or 'ignored' (not read: not an image,
+    a sub-folder, a folder that is no class)."""
 
     item: str
     reason: str
+    kind: str = "bad"
 
 
 class BadInputLog:
-    """Applies `on_bad_input`: re-raise, or record the item and go on.
+    """Applies `on_bad_input` and lists what was not used.
 
-    Typical use::
+    Collect every problem first, then decide once::
 
         log = BadInputLog(on_bad_input)
-        for row in rows:
+        for path in paths:
             try:
                 ...
             except DataError as error:
-                log.report(f"{csv}:line {n}", error)
-        log.warn_if_any("CheXpert CSV")
+                log.add(path, error)
+        log.resolve("train images")  # 'raise': one DataError listing all; 'skip': a warning
+
+    `report` raises at once under 'raise' (CSV rows); `ignore` lists an entry that is not
+    read, which never raises.
     """
 
     def __init__(self, on_bad_input: OnBadInput = "raise"):
@@ -53,27 +59,60 @@ class BadInputLog:
         """Raises `error` under 'raise'; records (item, reason) under 'skip'."""
         if self.policy == "raise":
             raise error if isinstance(error, DataError) else DataError(f"{item}: {error}")
-        self.items.append(BadInput(item=item, reason=str(error)))
+        self.add(item, error)
+
+    def add(self, item: str, error: DataError | str) -> None:
+        """Records a bad item whatever the policy (`resolve` applies it); the reason drops
+        the item's own name when the error message starts with it."""
+        self.items.append(BadInput(item=item, reason=str(error).removeprefix(f"{item}: ")))
+
+    def ignore(self, item: str, reason: str) -> None:
+        """Records an entry that is not read (listed and warned about, never an error)."""
+        self.items.append(BadInput(item=item, reason=reason, kind="ignored"))
 
     @property
     def count(self) -> int:
+        """Items not used: bad and ignored."""
         return len(self.items)
 
+    def bad(self) -> list[BadInput]:
+        return [item for item in self.items if item.kind == "bad"]
+
+    def ignored(self) -> list[BadInput]:
+        return [item for item in self.items if item.kind == "ignored"]
+
     def summary(self, limit: int = 10) -> str:
-        """Human-readable count plus the first `limit` items."""
-        lines = [f"{self.count} bad input(s) skipped"]
-        lines += [f"  {bad.item}: {bad.reason}" for bad in self.items[:limit]]
-        if self.count > limit:
-            lines.append(f"  ... and {self.count - limit} more")
-        return "\n".join(lines)
+        """Counts of bad (skipped) and ignored items, with the first `limit` of each."""
+        lines = []
+        for items, heading in ((self.bad(), "bad input(s) skipped"),
+                               (self.ignored(), "file(s) or folder(s) ignored (not read)")):
+            if items:
+                lines.append(f"{len(items)} {heading}")
+                lines += [f"  {bad.item}: {bad.reason}" for bad in items[:limit]]
+                if len(items) > limit:
+                    lines.append(f"  ... and {len(items) - limit} more")
+        return "\n".join(lines) or "0 bad input(s) skipped"
 
     def warn_if_any(self, what: str) -> None:
-        """Logs a warning with the summary when anything was skipped."""
+        """Logs a warning with the summary when anything was skipped or ignored."""
         if self.items:
             logger.warning("%s: %s", what, self.summary())
 
+    def resolve(self, what: str) -> None:
+        """Under 'raise' with bad items: one DataError listing every one with its reason;
+        otherwise a warning when anything was skipped or ignored."""
+        bad = self.bad()
+        if self.policy == "raise" and bad:
+            listing = "\n".join(f"  {item.item}: {item.reason}" for item in bad)
+            raise DataError(
+                f"{what}: {len(bad)} bad input file(s):\n{listing}\nFix or remove them, or set "
+                "on_bad_input='skip' (--config.data.on_bad_input=skip) to leave them out and "
+                f"list them in {BAD_INPUTS_FILENAME}"
+            )
+        self.warn_if_any(what)
+
     def write(self, run_dir: str | Path, filename: str = BAD_INPUTS_FILENAME) -> Path:
-        """Writes `{"count": n, "items": [{"item", "reason"}, ...]}` into `run_dir`."""
+        """Writes `{"count": n, "items": [{"item", "reason", "kind"}, ...]}` into `run_dir`."""
         path = Path(run_dir) / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"count": self.count, "items": [dataclasses.asdict(b) for b in self.items]}

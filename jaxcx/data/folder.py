@@ -1,13 +1,14 @@
-"""Image-folder datasets: `ROOT/{split}/{class}[/images]/*.{jpeg,jpg,png}`.
+"""Image-folder datasets: `ROOT/{split}/{class}[/images]/*.{png,jpeg,bmp,tiff,webp,...}`.
 
 Covers the Kaggle pneumonia layout (`train/NORMAL/*.jpeg`) and COVID-QU-Ex
 (`Train/COVID-19/images/*.png`, masks beside in `lung masks/`). Split folder names
-match case-insensitively; class folders map to labels through `class_map`.
+match case-insensitively; class folders map to labels through `class_map`. Nothing is
+dropped silently: whatever is not read (other files, sub-folders, folders that are no class)
+is listed in a `BadInputLog` as ignored.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,18 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
-from jaxcx.data.imageio import IMAGE_EXTENSIONS, decode_image, is_image_file
+from jaxcx.data.imageio import decode_image, is_image_file
 
 LabelledFile = tuple[str, int]
 
 KAGGLE_PNEUMONIA_CLASSES = {"NORMAL": 0, "PNEUMONIA": 1}
 COVID_QU_EX_CLASSES = {"COVID-19": 0, "Non-COVID": 1, "Normal": 2}
 COVID_VS_NORMAL_CLASSES = {"Normal": 0, "COVID-19": 1}  # the COVID notebook's binary task
+UNKNOWN_FOLDER_FIX = ("or set ignore_unknown_folders=True "
+                      "(--config.data.ignore_unknown_folders=true) to list such folders as "
+                      "ignored in bad_inputs.json and go on")
 
-logger = logging.getLogger(__name__)
 
-
-def _visible_subdirs(folder: Path) -> list[str]:
+def visible_subdirs(folder: Path) -> list[str]:
+    """Names of the sub-folders not starting with '.', sorted."""
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
@@ -35,15 +38,65 @@ def find_split_dir(root: str | Path, split: str) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist or is not a folder")
-    matches = [name for name in _visible_subdirs(root) if name.lower() == split.lower()]
+    matches = [name for name in visible_subdirs(root) if name.lower() == split.lower()]
     if not matches:
         raise DataError(
             f"split {split!r} not found in {root}: expected a folder named {split!r} "
-            f"(any case); found folders: {_visible_subdirs(root) or 'none'}"
+            f"(any case); found folders: {visible_subdirs(root) or 'none'}"
         )
     if len(matches) > 1:
         raise DataError(f"split {split!r} is ambiguous in {root}: found folders {matches}")
     return root / matches[0]
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry]:
+    return sorted(os.scandir(folder), key=lambda entry: entry.name)
+
+
+def _count_images(folder: Path) -> int:
+    return sum(1 for path in folder.rglob("*") if path.is_file() and is_image_file(path.name))
+
+
+def list_loose_entries(folder: Path, log: BadInputLog) -> None:
+    """Lists the files and hidden entries of a split folder, which hold no class, as ignored."""
+    for entry in _sorted_entries(folder):
+        if entry.name.startswith("."):
+            log.ignore(str(folder / entry.name), "hidden entry, not read")
+        elif not entry.is_dir():
+            log.ignore(str(folder / entry.name),
+                       f"file outside the class folders of {folder}, not read")
+
+
+def list_unread_root_entries(root: str | Path, splits: Sequence[str], log: BadInputLog) -> None:
+    """Lists the folders and image files under `root` that are not one of `splits` (any
+    case) as ignored; other files there (README, checksums) describe the dataset."""
+    root = Path(root)
+    wanted = {split.lower() for split in splits}
+    for entry in _sorted_entries(root):
+        if entry.name.startswith(".") or entry.name.lower() in wanted:
+            continue
+        if entry.is_dir():
+            log.ignore(str(root / entry.name),
+                       f"folder is not a split ({', '.join(splits)}, any case), not read "
+                       f"({_count_images(root / entry.name)} image file(s) inside)")
+        elif is_image_file(entry.name):
+            log.ignore(str(root / entry.name), "image outside the split folders, not read")
+
+
+def check_unknown_folders(
+    found: Sequence[str], known: Sequence[str], where: Path, *, ignore: bool, log: BadInputLog
+) -> None:
+    """Folders `found` in `where` (names or relative paths) that are not `known` classes:
+    one DataError naming all of them, or (`ignore`) each listed as ignored."""
+    unknown = [name for name in found if name not in known]
+    if unknown and not ignore:
+        raise DataError(
+            f"unknown class folder(s) {unknown} in {where}: expected only {sorted(known)}; "
+            f"rename or remove them, add them to the classes, {UNKNOWN_FOLDER_FIX}"
+        )
+    for name in unknown:
+        log.ignore(str(where / name), f"not a class folder (classes: {sorted(known)}), "
+                                      f"{_count_images(where / name)} image file(s) not read")
 
 
 def resolve_class_map(
@@ -51,13 +104,19 @@ def resolve_class_map(
     where: Path,
     class_map: Mapping[str, int] | None = None,
     classes: Sequence[str] | None = None,
+    *,
+    log: BadInputLog,
+    ignore_unknown_folders: bool = False,
 ) -> dict[str, int]:
     """Chooses the class folders to read and their labels.
 
     - neither given: every folder, labels by sorted name;
     - `classes` only: that subset, labels by position in `classes`;
-    - `class_map` only: exactly its folders (an extra folder is an error);
+    - `class_map` only: exactly its folders (an extra folder is an error, or listed in
+      `log` with `ignore_unknown_folders`);
     - both: the `classes` subset of `class_map`, labels from `class_map`.
+
+    Folders left out of a `classes` subset are listed in `log` as ignored.
     """
     if classes is not None and class_map is not None:
         unmapped = [c for c in classes if c not in class_map]
@@ -68,14 +127,13 @@ def resolve_class_map(
         wanted = {c: i for i, c in enumerate(classes)}
     elif class_map is not None:
         wanted = dict(class_map)
-        unknown = [name for name in found if name not in wanted]
-        if unknown:
-            raise DataError(
-                f"unknown class folder(s) {unknown} in {where}: expected only {sorted(wanted)} "
-                f"(class_map); add them to class_map or pick a subset with classes=[...]"
-            )
+        check_unknown_folders(found, list(wanted), where, ignore=ignore_unknown_folders, log=log)
     else:
         wanted = {name: i for i, name in enumerate(sorted(found))}
+    if classes is not None:
+        for name in found:
+            if name not in wanted:
+                log.ignore(str(where / name), f"class not selected (classes={list(classes)})")
     missing = [name for name in wanted if name not in found]
     if missing:
         raise DataError(
@@ -87,7 +145,13 @@ def resolve_class_map(
     return wanted
 
 
-def _class_images(class_dir: Path, images_subdir: str | None) -> list[str]:
+def class_images(
+    class_dir: Path, log: BadInputLog, *, images_subdir: str | None = None,
+    ignore_empty: bool = False,
+) -> list[str]:
+    """The image files of a class folder, sorted by name; everything else in it (other
+    files, hidden entries, sub-folders) is listed in `log` as ignored. A folder without
+    images is a DataError, or (`ignore_empty`) listed too."""
     folder = class_dir
     if images_subdir == "auto":
         folder = class_dir / "images" if (class_dir / "images").is_dir() else class_dir
@@ -96,20 +160,33 @@ def _class_images(class_dir: Path, images_subdir: str | None) -> list[str]:
         if not folder.is_dir():
             raise DataError(
                 f"{folder} not found: expected images in {class_dir}/{images_subdir}/; "
-                f"found {_visible_subdirs(class_dir) or 'no subfolders'}"
+                f"found {visible_subdirs(class_dir) or 'no subfolders'}"
             )
-    entries = sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
-    images = [name for name in entries if is_image_file(name)]
-    ignored = [name for name in entries if not is_image_file(name) and (folder / name).is_file()]
-    if ignored:
-        logger.warning("%s: ignored %d non-image file(s), e.g. %s", folder, len(ignored), ignored[:3])
+    entries = _sorted_entries(folder)
+    images = []
+    for entry in entries:
+        path = folder / entry.name
+        if entry.name.startswith("."):
+            log.ignore(str(path), "hidden entry, not read")
+        elif entry.is_dir():
+            log.ignore(str(path), f"sub-folder of a class folder, not read "
+                                  f"({_count_images(path)} image file(s) inside); move its "
+                                  f"images into {folder} to use them")
+        elif is_image_file(entry.name):
+            images.append(str(path))
+        else:
+            log.ignore(str(path), f"not an image file (extension {path.suffix or 'none'!r})")
     if not images:
-        raise DataError(
-            f"class folder {folder} has no images (*{', *'.join(IMAGE_EXTENSIONS)}, any case); "
-            f"found {len(entries)} other entr{'y' if len(entries) == 1 else 'ies'}"
-            + (f": {entries[:5]}" if entries else "")
-        )
-    return [str(folder / name) for name in images]
+        names = [entry.name for entry in entries]
+        if not ignore_empty:
+            raise DataError(
+                f"class folder {folder} has no images (files of a format PIL reads: .png, "
+                f".jpeg, .bmp, .tiff, .webp, ...); found {len(names)} other "
+                f"entr{'y' if len(names) == 1 else 'ies'}" + (f" {names[:5]}" if names else "")
+                + f"; add images, remove the folder, {UNKNOWN_FOLDER_FIX}"
+            )
+        log.ignore(str(folder), "class folder with no images")
+    return images
 
 
 def _scan(
@@ -118,12 +195,18 @@ def _scan(
     class_map: Mapping[str, int] | None,
     classes: Sequence[str] | None,
     images_subdir: str | None,
+    ignore_unknown_folders: bool,
+    log: BadInputLog,
 ) -> tuple[list[LabelledFile], dict[str, int]]:
     split_dir = find_split_dir(root, split)
-    wanted = resolve_class_map(_visible_subdirs(split_dir), split_dir, class_map, classes)
+    wanted = resolve_class_map(visible_subdirs(split_dir), split_dir, class_map, classes,
+                               log=log, ignore_unknown_folders=ignore_unknown_folders)
+    list_loose_entries(split_dir, log)
     files: list[LabelledFile] = []
     for name in sorted(wanted):
-        files += [(path, wanted[name]) for path in _class_images(split_dir / name, images_subdir)]
+        paths = class_images(split_dir / name, log, images_subdir=images_subdir,
+                             ignore_empty=ignore_unknown_folders)
+        files += [(path, wanted[name]) for path in paths]
     return files, wanted
 
 
@@ -134,14 +217,23 @@ def scan_split(
     class_map: Mapping[str, int] | None = None,
     classes: Sequence[str] | None = None,
     images_subdir: str | None = "auto",
+    ignore_unknown_folders: bool = False,
+    log: BadInputLog | None = None,
 ) -> list[LabelledFile]:
     """Lists `(path, label)` of one split, sorted by class folder then file name.
 
     `images_subdir='auto'` reads `CLASS/images/` when it exists (COVID-QU-Ex), else
     `CLASS/`. Missing split, unknown/missing class folder and empty class folder raise
-    `DataError` saying what was expected and what was found.
+    `DataError` saying what was expected and what was found; with
+    `ignore_unknown_folders` unknown and empty class folders are listed instead. Every
+    entry not read is listed in `log` (by default: a warning).
     """
-    return _scan(root, split, class_map, classes, images_subdir)[0]
+    scan_log = BadInputLog() if log is None else log
+    files = _scan(root, split, class_map, classes, images_subdir, ignore_unknown_folders,
+                  scan_log)[0]
+    if log is None:
+        scan_log.warn_if_any(f"{root} {split}")
+    return files
 
 
 def scan_image_folder(
@@ -154,20 +246,26 @@ def scan_image_folder(
 
 
 def check_images(
-    files: Sequence[LabelledFile], on_bad_input: OnBadInput = "raise"
+    files: Sequence[LabelledFile], on_bad_input: OnBadInput = "raise",
+    log: BadInputLog | None = None,
 ) -> tuple[list[LabelledFile], BadInputLog]:
-    """Fully decodes every file; returns the readable ones and the log of bad ones."""
-    log = BadInputLog(on_bad_input)
+    """Fully decodes every file; returns the readable ones and the log of bad ones.
+
+    Every file is tried before deciding: under 'raise' one DataError lists all bad files.
+    A given `log` only collects them (the caller resolves it, e.g. after more checks).
+    """
+    check_log = BadInputLog(on_bad_input) if log is None else log
     good = []
     for path, label in files:
         try:
             decode_image(path)
         except DataError as error:
-            log.report(path, error)
+            check_log.add(path, error)
             continue
         good.append((path, label))
-    log.warn_if_any("image check")
-    return good, log
+    if log is None:
+        check_log.resolve("image check")
+    return good, check_log
 
 
 class ImageFolderSource:
@@ -249,20 +347,27 @@ def image_folder_source(
     classes: Sequence[str] | None = None,
     images_subdir: str | None = "auto",
     on_bad_input: OnBadInput | None = None,
+    ignore_unknown_folders: bool = False,
     decode: bool = True,
+    log: BadInputLog | None = None,
 ) -> ImageFolderSource:
     """Scans one split into an `ImageFolderSource`.
 
     With `on_bad_input` set, every image is decoded once up front (`check_images`):
-    'raise' fails on the first bad file, 'skip' drops the bad ones and keeps their
-    log in `source.bad_inputs` (write it with `source.bad_inputs.write(run_dir)`).
+    'raise' fails with one DataError listing every bad file, 'skip' drops them. The
+    entries not read and the skipped files are in `source.bad_inputs` (write it with
+    `source.bad_inputs.write(run_dir)`). A given `log` collects them over several splits;
+    the caller then resolves it.
     """
-    files, wanted = _scan(root, split, class_map, classes, images_subdir)
-    bad_inputs = None
+    split_log = BadInputLog(on_bad_input or "raise") if log is None else log
+    files, wanted = _scan(root, split, class_map, classes, images_subdir,
+                          ignore_unknown_folders, split_log)
     if on_bad_input is not None:
-        files, bad_inputs = check_images(files, on_bad_input)
+        files, _ = check_images(files, on_bad_input, split_log)
+    if log is None:
+        split_log.resolve(f"{root} {split}")
     labels = sorted(wanted.values())
     names = class_names_from_map(wanted) if labels == list(range(len(labels))) else None
     source = ImageFolderSource(files, root=root, class_names=names, decode=decode)
-    source.bad_inputs = bad_inputs
+    source.bad_inputs = split_log
     return source

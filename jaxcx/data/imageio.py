@@ -1,4 +1,7 @@
-"""Image decoding with PIL into (H, W, C) arrays; bad files raise DataError naming the file."""
+"""Image decoding with PIL into (H, W, C) arrays; bad files raise DataError naming the file.
+
+Every format PIL opens is read (PNG, JPEG, BMP, TIFF, WEBP, GIF, ...), upright: the EXIF
+orientation of phone and scanner photos is applied."""
 
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from jaxcx.data.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
-SIGNATURES = {b"\xff\xd8": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+Image.init()
+IMAGE_EXTENSIONS = tuple(sorted(
+    extension for extension, fmt in Image.registered_extensions().items() if fmt in Image.OPEN))
+SIGNATURES = {b"\xff\xd8": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP",
+              b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP", b"GIF8": "GIF"}
+SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
 
 
 class ImageInfo(NamedTuple):
@@ -26,7 +33,7 @@ class ImageInfo(NamedTuple):
 
 
 def is_image_file(path: str | Path) -> bool:
-    """True for .jpeg/.jpg/.png in any case."""
+    """True for the extensions of the formats PIL reads (IMAGE_EXTENSIONS), in any case."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
@@ -39,7 +46,7 @@ def _unidentified_reason(source: str | os.PathLike | bytes) -> str:
     for signature, fmt in SIGNATURES.items():
         if head.startswith(signature):
             return f"corrupt or truncated {fmt} header (file starts like a {fmt} but cannot be parsed)"
-    return f"not a readable image (expected JPEG or PNG data; first bytes {head!r})"
+    return f"not a readable image (no format PIL reads; first bytes {head!r})"
 
 
 def _open(source: str | os.PathLike | bytes, name: str) -> Image.Image:
@@ -90,10 +97,11 @@ def _to_array(image: Image.Image, name: str) -> np.ndarray:
 
 
 def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) -> np.ndarray:
-    """Decodes a JPEG/PNG file or bytes into (H, W, C) uint8 / uint16 (16-bit) / float32.
+    """Decodes an image file or bytes into (H, W, C) uint8 / uint16 (16-bit) / float32.
 
-    Gray images keep one channel, colour ones get three; alpha is dropped, palette and
-    1-bit images are expanded. Zero-byte, non-image, corrupt and truncated data raise
+    The EXIF orientation is applied (a sideways phone photo comes out upright). Gray
+    images keep one channel, colour ones get three; alpha is dropped, palette and 1-bit
+    images are expanded. Zero-byte, non-image, corrupt and truncated data raise
     `DataError` naming `name` (default: the path, or '<bytes>').
     """
     name = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
@@ -101,6 +109,7 @@ def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) 
     try:
         with image:
             image.load()
+            ImageOps.exif_transpose(image, in_place=True)
             return _to_array(image, name)
     except DataError:
         raise
@@ -111,7 +120,11 @@ def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) 
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:
-    """Reads width, height, channel count and PIL mode from the header only."""
+    """Reads width, height (as displayed: after the EXIF orientation), channel count and
+    PIL mode from the header only."""
     name = str(path)
     with _open(path, name) as image:
-        return ImageInfo(image.width, image.height, len(image.getbands()), image.mode)
+        width, height = image.size
+        if image.getexif().get(ExifTags.Base.Orientation) in SWAPPED_ORIENTATIONS:
+            width, height = height, width
+        return ImageInfo(width, height, len(image.getbands()), image.mode)

@@ -162,7 +162,8 @@ def write_phantom_chest_xrays(
         number = 0
         for split, count in zip(splits, _split_counts(class_count, split_fractions)):
             folder = root / split / cls / ("images" if layout == "covid" else "")
-            folder.mkdir(parents=True, exist_ok=True)
+            if count:  # an empty class folder is a data error
+                folder.mkdir(parents=True, exist_ok=True)
             for _ in range(count):
                 rng = np.random.default_rng([seed, item])
                 item, number = item + 1, number + 1
