@@ -27,6 +27,7 @@ from jaxcx.data.idx import MNIST_FILES, MNIST_MD5, load_mnist
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle, register_dataset
 from jaxcx.data.resplit import MIN_PER_CLASS, check_class_counts, pneumonia_resplit
+from jaxcx.data.label_csv import read_label_csv, split_by_class
 from jaxcx.data.npz import NPZ_SPLITS, NpzSource
 from jaxcx.data.synthetic import (write_medmnist_like, write_mnist_like_idx,
                                   write_phantom_chest_xrays)
@@ -216,6 +217,39 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         train_transforms=image_transforms(data_cfg, train, train=True),
         eval_transforms=image_transforms(data_cfg, train, train=False),
         worker_count=data_cfg.get("worker_count", 0), bad_inputs=log)
+
+
+@register_dataset("image_csv")
+def image_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """Images listed in a label CSV (`data.csv`: `data.path_column`, `data.label_column`,
+    read with `data.encoding`), paths relative to `data.root` (default: the CSV's folder),
+    split per class into train/val/test by `data.val_fraction`, `data.test_fraction` and
+    `data.split_seed` (see `jaxcx.data.label_csv`)."""
+    del seed  # the split has its own seed: changing the model seed keeps the split
+    files, class_names, log = read_label_csv(
+        Path(data_cfg.csv).expanduser(), path_column=data_cfg.path_column,
+        label_column=data_cfg.label_column, image_root=data_cfg.root or None,
+        class_names=tuple(data_cfg.class_names), encoding=data_cfg.encoding,
+        on_bad_input=data_cfg.on_bad_input)
+    splits = split_by_class(files, data_cfg.val_fraction, data_cfg.test_fraction,
+                            data_cfg.split_seed)
+    sources = {}
+    for split, split_files in splits.items():
+        sources[split], _ = preprocess_files(
+            split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
+            resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
+            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images", log=log)
+    log.resolve(f"data.csv {data_cfg.csv}")
+    check_class_counts({split: source.labels for split, source in sources.items()},
+                       class_names, data_cfg.get("min_per_class", MIN_PER_CLASS),
+                       f"data.csv {data_cfg.csv}")
+    train = sources["train"]
+    return DataBundle(
+        train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
+        input_shape=(data_cfg.image_size, data_cfg.image_size, data_cfg.channels),
+        class_names=tuple(class_names),
+        train_transforms=image_transforms(data_cfg, train, train=True),
+        eval_transforms=image_transforms(data_cfg, train, train=False), bad_inputs=log)
 
 
 def shared_data_root() -> Path:

@@ -13,6 +13,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
 
 LabelledFile = tuple[str, int]
@@ -84,3 +86,22 @@ def read_label_csv(csv_path: str | Path, *, path_column: str, label_column: str,
     for where, reason in problems:
         log.report(where, reason)
     return files, names, log
+
+
+def split_by_class(files: Sequence[LabelledFile], val_fraction: float, test_fraction: float,
+                   seed: int) -> dict[str, list[LabelledFile]]:
+    """A stratified split: each class's files, shuffled by `seed`, give round(n * fraction)
+    to test and to val and the rest to train (file order kept within a split)."""
+    if not 0 <= val_fraction + test_fraction < 1:
+        raise DataError(f"data.val_fraction {val_fraction} + data.test_fraction "
+                        f"{test_fraction} must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for label in sorted({label for _, label in files}):
+        members = np.flatnonzero([label == other for _, other in files])
+        members = members[rng.permutation(len(members))]
+        n_test, n_val = round(len(members) * test_fraction), round(len(members) * val_fraction)
+        chosen["test"] += members[:n_test].tolist()
+        chosen["val"] += members[n_test:n_test + n_val].tolist()
+        chosen["train"] += members[n_test + n_val:].tolist()
+    return {split: [files[i] for i in sorted(indices)] for split, indices in chosen.items()}
