@@ -62,6 +62,13 @@ class Checkpointer:
     def save(self, step: int, state: State, *, loop_state: Mapping[str, Any],
              is_best: bool, data_iterator: grain.DatasetIterator | None = None):
         """Saves one step (asynchronously; `wait` or `close` to block until written)."""
+        try:
+            self._save(step, state, loop_state=loop_state, is_best=is_best,
+                       data_iterator=data_iterator)
+        except OSError as error:
+            raise self._write_failed(error) from error
+
+    def _save(self, step, state, *, loop_state, is_best, data_iterator):
         # One manager at a time: in multi-process runs the two managers' finalising
         # threads use the same Orbax barrier names, so a best save that starts while the
         # previous latest save is still finishing fails ("Barrier ... already ongoing").
@@ -102,12 +109,33 @@ class Checkpointer:
         return state.with_saved(restored["state"]), dict(restored["loop"])
 
     def wait(self):
-        self._best.wait_until_finished()
-        self._latest.wait_until_finished()
+        """Blocks until every save is on disk; a failed write is a CheckpointError."""
+        try:
+            self._best.wait_until_finished()
+            self._latest.wait_until_finished()
+        except OSError as error:
+            raise self._write_failed(error) from error
+
+    def _write_failed(self, error: OSError) -> CheckpointError:
+        """What could not be written, and what is still there to resume from."""
+        complete = sorted(int(p.name) for p in (self.directory / "latest").glob("*")
+                          if p.name.isdigit())
+        kept = (f"the last complete checkpoint (step {complete[-1]}) is intact" if complete
+                else "no complete checkpoint had been written yet")
+        return CheckpointError(
+            f"could not write a checkpoint in {self.directory}: {error.strerror or error}; "
+            f"{kept}. Free space (or fix the folder) and run the same command again to resume.")
 
     def close(self):
-        self._best.close()
-        self._latest.close()
+        """Finishes pending writes and closes both managers; a failed write is a
+        CheckpointError."""
+        try:
+            try:
+                self._best.close()
+            finally:
+                self._latest.close()
+        except OSError as error:
+            raise self._write_failed(error) from error
 
 
 def load_saved_state(directory: str | Path, step: int | None = None,

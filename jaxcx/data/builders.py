@@ -118,10 +118,17 @@ def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels
                   np.zeros((0, image_size, image_size, channels), np.uint8))
         labels = np.asarray([label for (_, label), k in zip(files, keep) if k], np.int32)
         if on_bad_input == "skip" or keep.all():
-            cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.stem + ".tmp.npz")
-            np.savez(tmp, images=images, labels=labels, keep=keep, reasons=reasons)
-            os.replace(tmp, cache)
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(tmp, images=images, labels=labels, keep=keep, reasons=reasons)
+                os.replace(tmp, cache)
+            except OSError as error:
+                tmp.unlink(missing_ok=True)
+                raise DataError(
+                    f"could not write the image cache {cache}: {error.strerror or error}; "
+                    "caches written before are intact. Free space, or point data.cache_dir "
+                    "(or $JAXCX_CACHE) at a disk with room, and run again") from error
     for (path, _), kept, reason in zip(files, keep, reasons):
         if not kept:
             file_log.add(path, str(reason))

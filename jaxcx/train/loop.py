@@ -263,10 +263,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
                               data_iterator=train_iter)
     finally:
         bar.close()
-        checkpointer.wait()
-        checkpointer.close()
-        if writer is not None:
-            writer.close()
+        try:
+            checkpointer.wait()
+        finally:
+            checkpointer.close()
+            if writer is not None:
+                writer.close()
     return FitResult(state, loop["best_step"], loop["best_metrics"], loop["last_metrics"],
                      loop["stopped_early"], steps_per_epoch, best_eval)
 
