@@ -124,3 +124,81 @@ def test_subset_source_relabels():
     indices = np.flatnonzero(train_labels == 8)
     source = SubsetSource(IdxSource(images, train_labels), indices, FMNIST1_CLASSES)
     assert len(source) == 3 and {source[i]["label"] for i in range(3)} == {4}
+
+
+def test_relabel_maps_by_position_and_names_labels_outside():
+    mapped = relabel(np.array([8, 0, 4, 5, 1], np.uint8), FMNIST1_CLASSES)
+    np.testing.assert_array_equal(mapped, [4, 0, 2, 3, 1])
+    assert mapped.dtype == np.int32
+    assert relabel(np.array([], np.uint8), FMNIST1_CLASSES).shape == (0,)
+    with pytest.raises(DataError) as info:
+        relabel(np.array([0, 2, 9, 2]), FMNIST1_CLASSES)
+    assert str(info.value) == "labels outside classes (0, 1, 4, 5, 8): [2 9]"
+
+
+def test_class_split_defaults_are_the_notebooks_25000_5000_seed_0():
+    train_labels, test_labels = _labels(6000), _labels(1000, seed=1)
+    split = make_class_split(train_labels, test_labels)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [25000, 5000, 5000]
+    seeded = make_class_split(train_labels, test_labels, seed=0)
+    assert all(np.array_equal(split[k], seeded[k]) for k in split)
+
+
+def test_class_split_balanced_remainders_go_to_the_lowest_classes_and_test_size():
+    train_labels, test_labels = _labels(80), _labels(10, seed=1)
+    split = make_class_split(train_labels, test_labels, FMNIST1_CLASSES, train_size=253,
+                             val_size=52, test_size=47, seed=3)
+    for part, labels, expected in (("train", train_labels, [51, 51, 51, 50, 50]),
+                                   ("val", train_labels, [11, 11, 10, 10, 10]),
+                                   ("test", test_labels, [10, 10, 9, 9, 9])):
+        counts = np.bincount(relabel(labels[split[part]], FMNIST1_CLASSES), minlength=5)
+        assert counts.tolist() == expected
+    full = make_class_split(train_labels, test_labels, FMNIST1_CLASSES, train_size=10,
+                            val_size=5, test_size=50)  # every test example of the classes
+    np.testing.assert_array_equal(full["test"], np.flatnonzero(np.isin(test_labels, FMNIST1_CLASSES)))
+    with pytest.raises(DataError) as info:
+        make_class_split(train_labels, test_labels, FMNIST1_CLASSES, train_size=10, val_size=5,
+                         test_size=51)
+    assert str(info.value) == "test classes too small for 51 balanced examples: [(0, 10)]"
+    with pytest.raises(DataError) as info:
+        make_class_split(train_labels, test_labels, FMNIST1_CLASSES, train_size=400, val_size=1)
+    assert str(info.value) == ("class 0 has 80 training examples, 81 needed for a balanced "
+                               "400/1 split; lower the sizes or pass balanced=False")
+
+
+def test_class_split_unbalanced_is_a_random_split_of_the_pool():
+    train_labels, test_labels = _labels(20), _labels(10, seed=1)
+    pool = np.flatnonzero(np.isin(train_labels, FMNIST2_CLASSES))  # 100 examples
+    split = make_class_split(train_labels, test_labels, FMNIST2_CLASSES, train_size=70,
+                             val_size=30, balanced=False, test_size=17)
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (70, 30, 17)
+    assert sorted(np.r_[split["train"], split["val"]]) == pool.tolist()
+    assert set(split["test"]) < set(np.flatnonzero(np.isin(test_labels, FMNIST2_CLASSES)))
+    assert np.all(np.diff(split["test"]) > 0)
+    with pytest.raises(DataError) as info:
+        make_class_split(train_labels, test_labels, FMNIST2_CLASSES, train_size=71,
+                         val_size=30, balanced=False)
+    assert str(info.value) == "100 training examples of (2, 3, 6, 7, 9), 101 requested"
+
+
+def test_nested_fractions_unbalanced_default_seed_and_bad_arguments():
+    indices, labels = np.arange(100, 140), np.repeat([0, 1], 20)
+    subsets = nested_fractions(indices, labels, (0.25, 0.5, 1.0), balanced=False)
+    assert [len(subsets[f]) for f in (0.25, 0.5, 1.0)] == [10, 20, 40]
+    assert set(subsets[0.25]) <= set(subsets[0.5]) <= set(subsets[1.0]) == set(indices)
+    again = nested_fractions(indices, labels, (0.25, 0.5, 1.0), balanced=False, seed=0)
+    assert all(np.array_equal(subsets[f], again[f]) for f in subsets)
+    with pytest.raises(ValueError, match=r"^40 indices but 39 labels$"):
+        nested_fractions(indices, labels[1:])
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=rf"^fractions must be in \(0, 1\], got \[{bad}\]$"):
+            nested_fractions(indices, labels, (0.5, bad))
+
+
+def test_subset_source_keeps_labels_without_classes():
+    train_labels = _labels(3)
+    images = np.zeros((30, 28, 28), np.uint8)
+    source = SubsetSource(IdxSource(images, train_labels), np.array([4, 7], np.int32))
+    assert source.classes is None and source.indices.dtype == np.int64
+    assert [source[i]["label"] for i in range(2)] == train_labels[[4, 7]].tolist()
+    assert SubsetSource(IdxSource(images, train_labels), [4], FMNIST1_CLASSES).classes == FMNIST1_CLASSES

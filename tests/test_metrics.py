@@ -217,3 +217,158 @@ def test_dice_jit():
     # example 2: both empty -> 1
     out = jax.jit(metrics.dice)(pred, target)
     np.testing.assert_allclose(out, [0.5, 1.0, 1.0], rtol=1e-5)
+
+
+def test_summarize_confusion_rejects_a_non_square_matrix():
+    for bad in (np.zeros((2, 3), int), np.zeros(4, int)):
+        shape = bad.shape
+        with pytest.raises(ValueError) as info:
+            metrics.summarize_confusion(bad)
+        assert str(info.value) == f"confusion matrix must be square [C, C], got shape {shape}"
+
+
+def test_all_undefined_areas_are_nan_without_warnings():
+    labels = np.array([[1, 0], [1, 0], [1, 0]])
+    probs = np.array([[0.2, 0.3], [0.7, 0.1], [0.9, 0.8]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = metrics.probability_metrics(probs, labels)
+        fast = metrics.macro_roc_auc(probs, labels)
+    assert np.isnan(out["roc_auc"]) and np.isnan(out["pr_auc"]) and out["auc_undefined"] == 2.0
+    assert np.isnan(fast)
+
+
+def test_macro_roc_auc_keeps_a_single_positive_and_skips_an_all_positive_label():
+    labels = np.array([[1, 1, 1], [0, 1, 0], [0, 1, 1], [0, 1, 0]])
+    probs = np.array([[0.9, 0.5, 0.6], [0.2, 0.4, 0.7], [0.5, 0.3, 0.1], [0.4, 0.2, 0.3]])
+    # label 0: its one positive (0.9) beats all three negatives: 1; label 2: 0.6 and 0.1
+    # against 0.7 and 0.3 win 1 of 4 pairs: 0.25; label 1 (all positive) is left out.
+    assert metrics.macro_roc_auc(probs, labels) == pytest.approx((1 + 0.25) / 2)
+
+
+def test_a_probability_equal_to_the_threshold_is_positive_and_mask_drops_examples():
+    probs = np.array([[0.5, 0.25], [0.25, 0.75], [0.75, 0.5], [0.5, 0.5]])
+    labels = np.array([[1, 0], [0, 1], [0, 1], [1, 1]])
+    mask = np.array([1.0, 1.0, 1.0, 0.0])  # the last example is padding
+    counts = jax.jit(metrics.multilabel_counts)(probs, labels, np.array([0.5, 0.5]), mask=mask)
+    # label 0 predicted 1 0 1 (true 1 0 0): tp 1 fp 1 tn 1 fn 0; label 1 predicted 0 1 1
+    # (true 0 1 1): tp 2 tn 1.
+    assert {k: np.asarray(v).tolist() for k, v in counts.items()} == {
+        "tp": [1, 2], "fp": [1, 0], "tn": [1, 1], "fn": [0, 0]}
+    report = metrics.multilabel_report(probs[:3], labels[:3], 0.5)
+    assert report["predicted_positives/0"] == 2 and report["specificity/0"] == 0.5
+    assert report["accuracy/0"] == pytest.approx(2 / 3)
+
+
+def test_multilabel_report_samples_recall_specificity_and_accuracy_with_mask(rng):
+    labels = rng.integers(0, 2, (90, 3))
+    probs = np.clip(0.3 * labels + rng.uniform(0, 0.7, (90, 3)), 0, 1)
+    label_mask = rng.uniform(size=(90, 3)) > 0.25
+    predicted = probs >= 0.5
+    report = metrics.multilabel_report(probs, labels, 0.5, label_mask)
+    for j in range(3):
+        keep = label_mask[:, j]
+        tn, fp, fn, tp = skm.confusion_matrix(labels[keep, j], predicted[keep, j]).ravel()
+        assert report[f"specificity/{j}"] == pytest.approx(tn / (tn + fp))
+        assert report[f"accuracy/{j}"] == pytest.approx((tp + tn) / keep.sum())
+        assert report[f"predicted_positives/{j}"] == tp + fp
+    unmasked = metrics.multilabel_report(probs, labels, 0.5)
+    assert unmasked["samples/recall"] == pytest.approx(
+        skm.recall_score(labels, predicted, average="samples", zero_division=0))
+
+
+def test_binary_threshold_rules_by_hand():
+    # youden is the default; inverted scores never beat J = 0 at the top: clipped to 1.0
+    assert metrics.binary_threshold([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 1.0
+    # f1: the single positive on top is found by the highest threshold
+    assert metrics.binary_threshold([0.1, 0.2, 0.9], [0, 0, 1], "f1") == 0.9
+    # recall: the highest threshold with 2 of 4 positives at or above it (tpr exactly 0.5);
+    # 0.9 (one positive) at the default target 0.9 needs all four: 0.6; target 0 -> 1.0
+    scores, labels = [0.9, 0.8, 0.7, 0.6, 0.1], [1, 1, 1, 1, 0]
+    assert metrics.binary_threshold(scores, labels, "recall", target_recall=0.5) == 0.8
+    assert metrics.binary_threshold(scores, labels, "recall") == 0.6
+    assert metrics.binary_threshold(scores, labels, "recall", target_recall=0.0) == 1.0
+    with pytest.raises(ValueError, match=r"^cannot choose a threshold: only one class present in labels$"):
+        metrics.binary_threshold(np.array([]), np.array([]))
+    with pytest.raises(ValueError) as info:
+        metrics.binary_threshold(scores, labels, "accuracy")
+    assert str(info.value) == "unknown threshold criterion 'accuracy'; use 'youden', 'f1' or 'recall'"
+
+
+def test_best_thresholds_default_f1_label_mask_and_fallback_names():
+    probs = np.array([[0.1, 0.9, 0.3], [0.2, 0.8, 0.6], [0.9, 0.7, 0.5], [0.6, 0.1, 0.2]])
+    labels = np.array([[0, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 0]])
+    mask = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 1, 0]])  # label c: nothing kept
+    with pytest.warns(UserWarning) as record:
+        chosen = metrics.best_thresholds(probs, labels, label_mask=mask, names=["a", "b", "c"])
+    # a (kept 0.1, 0.2, 0.9: one positive on top): F1 1 at 0.9; b: all kept positive -> 0.5
+    np.testing.assert_array_equal(chosen, [0.9, 0.5, 0.5])
+    assert [str(w.message) for w in record] == [
+        "labels ['b', 'c'] have a single class present; threshold 0.5 used"]
+
+
+def test_bootstrap_ci_defaults_and_a_single_class_sample():
+    sample = np.random.default_rng(1).normal(size=50)
+    labels = np.arange(50) % 2
+    mean = lambda p, y: float(np.mean(p))  # noqa: E731
+    assert metrics.bootstrap_ci(mean, sample, labels) == metrics.bootstrap_ci(
+        mean, sample, labels, n_resamples=1000, seed=0)
+    point, low, high = metrics.bootstrap_ci(mean, sample, np.ones(50), n_resamples=20)
+    assert point == pytest.approx(sample.mean()) and np.isnan(low) and np.isnan(high)
+
+
+def test_positive_scores_and_shape_errors():
+    np.testing.assert_array_equal(metrics.positive_scores([0.2, 0.7]), [0.2, 0.7])
+    np.testing.assert_array_equal(metrics.positive_scores([[0.8, 0.2], [0.3, 0.7]]), [0.2, 0.7])
+    with pytest.raises(ValueError) as info:
+        metrics.positive_scores(np.zeros((2, 3)))
+    assert str(info.value) == "binary probabilities must be [N] or [N, 2], got shape (2, 3)"
+    with pytest.raises(ValueError) as info:
+        metrics.probability_metrics(np.zeros((4, 2)), np.zeros((4, 3)))
+    assert str(info.value) == "multi-label probs (4, 2) and labels (4, 3) differ"
+
+
+def test_probability_metrics_multiclass_names_and_areas_match_sklearn(rng):
+    labels = rng.integers(0, 3, 90)
+    probs = rng.dirichlet(np.ones(3), size=90) + 0.5 * np.eye(3)[labels]
+    out = metrics.probability_metrics(probs, labels, names=["x", "y", "z"])
+    for c, name in enumerate("xyz"):
+        precision, recall, _ = skm.precision_recall_curve(labels == c, probs[:, c])
+        assert out[f"pr_auc/{name}"] == pytest.approx(skm.auc(recall, precision))
+        assert out[f"average_precision/{name}"] == pytest.approx(
+            skm.average_precision_score(labels == c, probs[:, c]))
+    assert out["average_precision"] == pytest.approx(
+        skm.average_precision_score(np.eye(3)[labels], probs, average="macro"))
+    assert out["auc_undefined"] == 0.0
+    empty = metrics.probability_metrics(np.array([0.3, 0.6]), np.array([0, 1]), mask=[0, 0])
+    assert np.isnan(empty["roc_auc"]) and np.isnan(empty["average_precision"])
+
+
+def test_bootstrap_intervals_skip_single_class_resamples_of_1d_labels_only():
+    probs = np.zeros(2)
+    classes = lambda p, y: {"classes": np.unique(y).size, "nan": float("nan")}  # noqa: E731
+    out = metrics.bootstrap_intervals(classes, probs, np.array([0, 1]), n_resamples=50)
+    assert out["classes"] == (2.0, 2.0)  # the single-class resamples were left out
+    assert np.isnan(out["nan"][0]) and np.isnan(out["nan"][1])
+    two_d = metrics.bootstrap_intervals(classes, probs, np.zeros((2, 3)), n_resamples=5)
+    assert two_d["classes"] == (1.0, 1.0)
+    calls = []
+    metrics.bootstrap_intervals(lambda p, y: calls.append(1) or {}, probs, np.array([0, 1]),
+                                n_resamples=60)
+    assert 15 < len(calls) < 45  # about half the resamples of two examples draw both
+
+
+def test_bootstrap_intervals_defaults_and_every_example_drawn():
+    values, labels = np.arange(10.0), np.arange(10) % 2
+    lowest = lambda p, y: {"min": float(p.min()), "sum": float(p.sum())}  # noqa: E731
+    assert metrics.bootstrap_intervals(lowest, values, labels) == metrics.bootstrap_intervals(
+        lowest, values, labels, n_resamples=1000, seed=0)
+    # a resample of 10 misses example 0 with probability 0.9 ** 10 = 0.35: the 2.5%
+    # quantile of the minimum is 0
+    assert metrics.bootstrap_intervals(lowest, values, labels, n_resamples=200)["min"][0] == 0.0
+
+
+def test_a_wrong_number_of_names_is_an_error():
+    with pytest.raises(ValueError) as info:
+        metrics.summarize_confusion(np.eye(2), ["a"])
+    assert str(info.value) == "got 1 names ['a'] for 2 classes/labels"

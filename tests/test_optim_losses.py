@@ -144,3 +144,62 @@ def test_default_weighted_loss_uses_inverse_frequencies_by_class_index():
     one = lambda c: float(weighted(jnp.asarray(logits[c:c + 1]),  # noqa: E731
                                    {"label": jnp.array([c]), "mask": jnp.ones(1)})[1])
     assert one(2) == pytest.approx(6 * one(0)) and one(1) == pytest.approx(3 * one(0))
+
+
+def test_label_smoothing_and_a_batch_without_mask():
+    """Smoothing 0.2 over 2 classes: targets 0.9 / 0.1; no `mask` key counts every example."""
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    log_p = np.asarray(jax.nn.log_softmax(logits))
+    total, weight = loss("softmax_ce", label_smoothing=0.2)(logits, {"label": jnp.array([0, 1])})
+    expected = -(0.9 * log_p[0, 0] + 0.1 * log_p[0, 1]) - (0.1 * log_p[1, 0] + 0.9 * log_p[1, 1])
+    assert float(weight) == 2.0 and float(total) == pytest.approx(expected, rel=1e-6)
+
+
+def test_multilabel_bce_without_pos_weight_or_label_mask():
+    logits = jnp.array([[0.5, -1.0], [2.0, 0.0]])
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    sigmoid_bce = loss("sigmoid_bce", multilabel=True)
+    total, weight = sigmoid_bce(logits, {"label": jnp.asarray(labels), "mask": jnp.array([1.0, 0.0])})
+    p = 1 / (1 + np.exp(-np.asarray(logits)))
+    assert float(weight) == 2.0
+    assert float(total) == pytest.approx(-np.log(p[0, 0]) - np.log(1 - p[0, 1]), rel=1e-5)
+    assert sigmoid_bce.multilabel and not loss("sigmoid_bce").multilabel
+    np.testing.assert_allclose(sigmoid_bce.probabilities(logits), p, rtol=1e-6)
+
+
+def test_probabilities_and_names_of_each_loss():
+    logits = jnp.array([[0.0, np.log(3.0)], [0.0, 0.0]])
+    np.testing.assert_allclose(loss("softmax_ce").probabilities(logits), [[0.25, 0.75], [0.5, 0.5]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(loss("sigmoid_bce").probabilities(jnp.array([[np.log(3.0)]])),
+                               [0.75], rtol=1e-6)
+    for name, fields in (("softmax_ce", {}), ("weighted_ce", {"class_weights": (1.0,)}),
+                         ("sigmoid_bce", {}), ("mse", {}), ("sigmoid_mse", {})):
+        assert loss(name, **fields).name == name
+    assert not loss("sigmoid_mse").classifies and loss("sigmoid_bce").classifies
+    with pytest.raises(ValueError) as info:
+        loss("weighted_ce")
+    assert str(info.value) == ("loss.class_weights is empty: compute them from the training "
+                               "split (jaxcx.data.sampling) or set --config.loss.class_weights")
+
+
+def test_mse_against_a_target_with_mask():
+    outputs = jnp.array([[1.0, 3.0, 0.0], [2.0, 2.0, 2.0]])
+    batch = {"target": jnp.array([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]), "image": jnp.ones((2, 3)),
+             "mask": jnp.array([1.0, 0.0])}
+    total, weight = loss("mse")(outputs, batch)
+    assert float(total) == pytest.approx((1 + 4 + 1) / 3) and float(weight) == 1.0
+    squashed, _ = loss("sigmoid_mse")(jnp.zeros((2, 3)), batch)
+    assert float(squashed) == pytest.approx((0.25 + 0.25 + 0.25) / 3)
+
+
+def test_bce_of_one_label_kept_2d_and_padding_of_a_single_logit_head():
+    logits = jnp.array([[1.0], [-2.0]])
+    p = 1 / (1 + np.exp(-np.array([1.0, -2.0])))
+    total, weight = loss("sigmoid_bce", multilabel=True)(
+        logits, {"label": jnp.array([[1.0], [0.0]]), "mask": jnp.ones(2)})
+    assert float(weight) == 2.0
+    assert float(total) == pytest.approx(-np.log(p[0]) - np.log(1 - p[1]), rel=1e-5)
+    total, weight = loss("sigmoid_bce")(logits, {"label": jnp.array([1, 0]),
+                                                 "mask": jnp.array([1.0, 0.0])})
+    assert float(weight) == 1.0 and float(total) == pytest.approx(-np.log(p[0]), rel=1e-5)

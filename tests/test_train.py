@@ -96,6 +96,12 @@ def test_early_stopping_needs_a_rise_above_min_delta():
     assert not should_stop_early(losses[::-1], window=2, min_delta=0.0, min_evals=0)
 
 
+def test_early_stopping_a_rise_of_exactly_min_delta_does_not_stop():
+    """Window 2: before = 1.0, recent = 1.5; the rule needs a rise above min_delta."""
+    assert not should_stop_early([1.0, 1.0, 1.5, 1.5], window=2, min_delta=0.5, min_evals=0)
+    assert not should_stop_early([1.0] * 4, window=2, min_delta=0.0, min_evals=0)
+
+
 def _first_stop(val_losses, window, min_delta, min_evals):
     """Hand-rolled rule: the first evaluation count k >= max(min_evals, 2 * window) at
     which mean(last window) - mean(window before) > min_delta; None if never."""
