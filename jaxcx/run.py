@@ -59,6 +59,7 @@ class RunResult:
     val: Outputs | None             # its validation probabilities, labels and ids
     stopped_early: bool
     train_seconds: float            # wall time of the call that finished training
+    figures: list[str] = dataclasses.field(default_factory=list)  # relative to workdir
 
     @property
     def history(self) -> list[dict]:
@@ -154,7 +155,7 @@ def load_result(workdir: str | Path) -> RunResult | None:
     outputs = workdir / VAL_OUTPUTS_FILE
     return RunResult(workdir, saved_config(workdir), saved["best_step"], saved["val_metrics"],
                      Outputs.load(outputs) if outputs.is_file() else None,
-                     saved["stopped_early"], saved["train_seconds"])
+                     saved["stopped_early"], saved["train_seconds"], saved["figures"])
 
 
 def _same_config(workdir: Path, config: ConfigDict) -> bool:
@@ -190,11 +191,28 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path, *, overwrite: bo
     if is_chief:
         if result.val is not None:
             result.val.save(workdir / VAL_OUTPUTS_FILE)
+        result.figures = _validation_figures(result)
         _write_json(workdir / RESULT_FILE, {
             "best_step": result.best_step, "val_metrics": result.val_metrics,
-            "stopped_early": result.stopped_early, "train_seconds": result.train_seconds})
+            "stopped_early": result.stopped_early, "train_seconds": result.train_seconds,
+            "figures": result.figures})
         write_report(workdir)
     return result
+
+
+def _validation_figures(result: RunResult) -> list[str]:
+    """Draws the run's training curves and its evaluator's validation figures into
+    `plots/` (once, when training ends); their paths relative to the run folder."""
+    name = result.config.name
+    plot_dir = result.workdir / "plots"
+    figures = [plots.training_curves(result.history, plot_dir / "training_curves.png",
+                                     f"{name}: training curves")]
+    if result.val is not None:
+        evaluator = evaluator_for(result.config, result.val)
+        record = evaluator.metrics(result.val, evaluator.operating_points(result.val),
+                                   intervals=False)
+        figures += evaluator.figures(result.val, record, plot_dir, name, "val").values()
+    return [path.relative_to(result.workdir).as_posix() for path in figures]
 
 
 def _write_json(path: Path, record: Mapping[str, Any]) -> None:
@@ -265,15 +283,12 @@ def evaluate(workdir: str | Path, *, force: bool = False, data: DataSource = Non
 
 
 def write_report(workdir: str | Path) -> Path:
-    """`report.md` of a run: best checkpoint, validation metrics and figures, and the
-    test evaluation when there is one."""
+    """`report.md` of a run: best checkpoint, validation metrics and the figures drawn
+    when training ended, and the test evaluation when there is one. Draws nothing."""
     workdir = Path(workdir)
     result = load_result(workdir)
     config = result.config
     history = result.history
-    plot_dir = workdir / "plots"
-    figures = [plots.training_curves(history, plot_dir / "training_curves.png",
-                                     f"{config.name}: training curves")]
     lines = [f"# {config.name}", "",
              f"Best checkpoint: step {result.best_step} of "
              f"{history[-1]['step'] if history else 0} (by `{config.train.best_metric}`, "
@@ -283,13 +298,12 @@ def write_report(workdir: str | Path) -> Path:
         evaluator = evaluator_for(config, result.val)
         record = evaluator.metrics(result.val, evaluator.operating_points(result.val),
                                    intervals=False)
-        figures += evaluator.figures(result.val, record, plot_dir, config.name, "val").values()
         lines += [f"Task `{evaluator.task}`; thresholds chosen on validation are shown at "
                   "their own split, so they flatter it.", "", *evaluator.markdown(record)]
     else:
         lines += ["| metric | value |", "|---|---|",
                   *[f"| {k} | {v:.4f} |" for k, v in result.val_metrics.items()]]
-    lines += ["", *[f"![{f.stem}](plots/{f.name})" for f in figures], ""]
+    lines += ["", *[f"![{Path(f).stem}]({f})" for f in result.figures], ""]
     test_path = workdir / TEST_DIR / TEST_FILE
     if test_path.exists():
         test = json.loads(test_path.read_text())

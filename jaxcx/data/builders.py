@@ -206,21 +206,29 @@ def chest_xray(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
             raise DataError(f"data.split must be 'resplit' or 'folders', got {data_cfg.split!r}")
     except DataError as error:
         raise DataError(f"data.root {root}: {error}; {layout}") from error
+    return image_files_bundle(data_cfg, files, class_names_from_map(class_map), log,
+                              f"data.root {root}")
+
+
+def image_files_bundle(data_cfg: ml_collections.ConfigDict,
+                       files: dict[str, Sequence[LabelledFile]], class_names: Sequence[str],
+                       log: BadInputLog, where: str) -> DataBundle:
+    """The bundle of image files split into train/val/test: decoded and resized once
+    (cached), bad files resolved by `data.on_bad_input` in one go, class counts checked."""
     sources = {}
     for split, split_files in files.items():
         sources[split], _ = preprocess_files(
             split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
             resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
             on_bad_input=data_cfg.on_bad_input, desc=f"{split} images", log=log)
-    log.resolve(f"data.root {root}")
+    log.resolve(where)
     check_class_counts({split: source.labels for split, source in sources.items()},
-                       class_names_from_map(class_map),
-                       data_cfg.get("min_per_class", MIN_PER_CLASS), f"data.root {root}")
+                       class_names, data_cfg.get("min_per_class", MIN_PER_CLASS), where)
     train = sources["train"]
     return DataBundle(
         train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
         input_shape=(data_cfg.image_size, data_cfg.image_size, data_cfg.channels),
-        class_names=tuple(class_names_from_map(class_map)),
+        class_names=tuple(class_names),
         train_transforms=image_transforms(data_cfg, train, train=True),
         eval_transforms=image_transforms(data_cfg, train, train=False),
         worker_count=data_cfg.get("worker_count", 0), bad_inputs=log)
@@ -240,23 +248,7 @@ def image_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         on_bad_input=data_cfg.on_bad_input)
     splits = split_by_class(files, data_cfg.val_fraction, data_cfg.test_fraction,
                             data_cfg.split_seed)
-    sources = {}
-    for split, split_files in splits.items():
-        sources[split], _ = preprocess_files(
-            split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
-            resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
-            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images", log=log)
-    log.resolve(f"data.csv {data_cfg.csv}")
-    check_class_counts({split: source.labels for split, source in sources.items()},
-                       class_names, data_cfg.get("min_per_class", MIN_PER_CLASS),
-                       f"data.csv {data_cfg.csv}")
-    train = sources["train"]
-    return DataBundle(
-        train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
-        input_shape=(data_cfg.image_size, data_cfg.image_size, data_cfg.channels),
-        class_names=tuple(class_names),
-        train_transforms=image_transforms(data_cfg, train, train=True),
-        eval_transforms=image_transforms(data_cfg, train, train=False), bad_inputs=log)
+    return image_files_bundle(data_cfg, splits, class_names, log, f"data.csv {data_cfg.csv}")
 
 
 def shared_data_root() -> Path:
