@@ -184,8 +184,8 @@ def apply_overrides(config: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
         path, text = item.split("=", 1)
         value = _parse_value(text)
         if isinstance(value, Mapping):
-            raise _unknown_key(config, path) if path not in flat_keys(config) else ConfigError(
-                f"config field {path!r} takes a value, not a mapping")
+            raise ConfigError(f"config override {item!r}: set one field at a time "
+                              f"(--config.{path}.FIELD=value), not a mapping")
         _set_field(config, path, value)
     return config
 
@@ -225,14 +225,8 @@ def _jsonable(value: Any) -> Any:
 def format_value(value: Any) -> str:
     """Text that `--config.a.b=TEXT` parses back to `value`."""
     if isinstance(value, str):
-        try:
-            parsed = _parse_value(value)
-        except ValueError:
-            parsed = value
-        return value if parsed == value and "," not in value else repr(value)
-    if isinstance(value, list):
-        value = tuple(value)
-    return repr(value)
+        return value if _parse_value(value) == value else repr(value)
+    return repr(tuple(value) if isinstance(value, list) else value)
 
 
 def import_config_file(path: str | Path):

@@ -4,6 +4,7 @@ quick study end to end, with the numbers it gave before the study was rebuilt on
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -106,6 +107,8 @@ def test_quick_study_end_to_end_resume_and_reproduce(tmp_path):
     for section in ("## 1. Data", "## 2. Validation", "## 3. Sweep", "## 4. Selection",
                     "## 6. Targets", "sweep_history.png", "test_most_wrong.png"):
         assert section in report
+    links = re.findall(r"\]\(([^)]+\.png)\)", report)
+    assert len(links) > 20 and all((study / link).is_file() for link in links)
     assert result.test["evaluations"] == 1
 
     # A second run of the study reads every run back and evaluates nothing again.

@@ -9,6 +9,7 @@ an interrupted one resumes) and never evaluates a finished run twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shlex
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from jaxcx.config import ConfigDict, config_diff, format_value, load_config, with_overrides
+from jaxcx.config import (ConfigDict, config_diff, flat_keys, format_value, load_config,
+                          with_overrides)
 from jaxcx.run import (TEST_DIR, TEST_FILE, DataSource, RunResult, evaluate, run_config,
                        train_and_evaluate)
 
@@ -56,26 +58,21 @@ class Reproducer:
 
     spec: str | None = None
 
+    @functools.cached_property
+    def _base(self) -> ConfigDict:
+        return run_config(load_config(self.spec))
+
     def command(self, config: ConfigDict, run_dir: str | Path) -> str:
         run_dir = Path(run_dir)
+        again = f"--workdir={run_dir.parent / (run_dir.name + '_again')}"
         if self.spec is not None:
-            base = run_config(load_config(self.spec))
-            changes = config_diff(base, config)
-            if all(_has_leaf(base, key) and _has_leaf(config, key) for key in changes):
+            changes = config_diff(self._base, config)
+            shared = set(flat_keys(self._base)) & set(flat_keys(config))
+            if shared.issuperset(changes):
                 flags = [shlex.quote(f"--config.{k}={format_value(v)}") for k, v in changes.items()]
                 return " ".join(["python -m experiments.train", f"--config={self.spec}", *flags,
-                                 f"--workdir={run_dir.parent / (run_dir.name + '_again')}"])
-        return (f"python -m experiments.train --config={run_dir / 'config.json'} "
-                f"--workdir={run_dir.parent / (run_dir.name + '_again')}")
-
-
-def _has_leaf(config: ConfigDict, path: str) -> bool:
-    node: Any = config
-    for part in path.split("."):
-        if not isinstance(node, ConfigDict) or part not in node:
-            return False
-        node = node[part]
-    return not isinstance(node, ConfigDict)
+                                 again])
+        return f"python -m experiments.train --config={run_dir / 'config.json'} {again}"
 
 
 def run_arms(arms: Mapping[str, ConfigDict], seeds: Sequence[int], workdir: Path, *,

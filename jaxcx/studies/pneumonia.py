@@ -29,7 +29,6 @@ from jaxcx.data.folder import KAGGLE_PNEUMONIA_CLASSES, ImageFolderSource
 from jaxcx.data.registry import DataCache
 from jaxcx.data.resplit import pneumonia_resplit
 from jaxcx.evaluation import get_evaluator
-from jaxcx.evaluation.multiclass import confusion
 from jaxcx.run import run_config
 from jaxcx.studies.common import (Clock, Log, Reproducer, Run, evaluate_once, mean_std,
                                   mean_std_table, run_arms, select_on_validation)
@@ -134,17 +133,14 @@ def run_study(config: ConfigDict, workdir: str | Path, *, spec: str | None = Non
 
 
 def _validation_figures(arms: dict[str, list[Run]], out_dir: Path, name: str) -> list[Path]:
-    """Per arm (first seed): training curves and validation confusion; ROC/PR of all arms."""
+    """Per arm, the first seed's own training curves and validation confusion (drawn by
+    its run); the validation ROC/PR of every arm in one figure."""
     figures, curves = [], {}
     for arm, runs in arms.items():
-        first = runs[0]
-        figures.append(plots.training_curves(first.result.history, out_dir / f"curves_{arm}.png",
-                                             f"{name}: {arm} (seed {first.seed}) training curves"))
-        val = first.result.val
-        figures.append(plots.confusion_matrix(
-            confusion(val.probs, val.labels, len(val.class_names)), val.class_names, out_dir / f"val_confusion_{arm}.png",
-            f"{name}: {arm} (seed {first.seed}) validation confusion"))
-        curves[arm] = (val.probs, val.labels)
+        first = runs[0].result
+        figures += [first.workdir / figure for figure in first.figures
+                    if Path(figure).name in ("training_curves.png", "val_confusion_05.png")]
+        curves[arm] = (first.val.probs, first.val.labels)
     figures.append(plots.roc_pr_curves(curves, out_dir / "val_roc_pr_arms.png",
                                        f"{name}: validation ROC and PR per arm (first seed)"))
     return figures
@@ -244,7 +240,7 @@ def write_study_report(config: ConfigDict, workdir: Path, result: StudyResult,
         "",
         "## 5. Figures per arm (first seed)",
         "",
-        *[f"![{p.stem}]({rel(p)})" for p in figures],
+        *[f"![{rel(p)}]({rel(p)})" for p in figures],
         "",
         "## 6. Targets",
         "",
