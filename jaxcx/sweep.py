@@ -7,24 +7,33 @@
     num_epochs           training epochs per trial (shorter than a full run, as the pneumonia notebook's)
     sampler              'random' (the pneumonia notebook's wandb sweep) or 'tpe'; `sampler_seed`
     storage              SQLAlchemy URL; empty means SQLite `WORKDIR/sweep.db`. A shared
-                         URL (e.g. PostgreSQL) lets several machines work on one study.
+                         URL (e.g. `postgresql://user@host/db`) lets workers on several
+                         machines work on one study.
     study_name           empty means `config.name`
     space                {param: {field: 'a.b', choices: (...)} or {field, low, high, log}}
+    heartbeat_seconds    optional (60): a running trial's heartbeat; one silent for twice
+                         as long is failed and retried
+    storage_retry_seconds  optional (300): how long a worker retries a storage it cannot
+                         reach before it exits
 
 Each trial is a `jaxcx.run.train_and_evaluate` run in `WORKDIR/trials/NNNN`, keeping the
-checkpoint best by the sweep's metric; a trial killed mid-way is marked failed by
-Optuna's heartbeat once stale and retried with the same parameters in the same folder,
-so it resumes from its checkpoint.
+checkpoint best by the sweep's metric. Any number of workers may run `run_sweep` on one
+study: each takes trials until `num_trials` are complete, counted in the storage. A trial
+whose worker died is failed once its heartbeat is stale and retried with the same
+parameters in the same folder, so it resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
 
@@ -32,14 +41,39 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections  # noqa: E402
 import optuna  # noqa: E402
+import sqlalchemy  # noqa: E402
 from optuna.storages import RetryHeartbeatStaleTrialCallback  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
 
 from jaxcx.config import ConfigError, format_value, with_overrides  # noqa: E402
 from jaxcx.data.registry import DataCache  # noqa: E402
 from jaxcx.run import DataSource, run_config, train_and_evaluate  # noqa: E402
 from jaxcx.train.loop import NonFiniteLossError  # noqa: E402
 
-HEARTBEAT_SECONDS = 60
+DEFAULTS = {"heartbeat_seconds": 60, "storage_retry_seconds": 300}
+STALE_RETRIES = 2  # times a trial whose worker died is run again
+SEARCH_ATTR = "search"  # the study's user attribute holding its metric, direction and space
+_STORAGE_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                   optuna.exceptions.StorageInternalError)
+_LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+T = TypeVar("T")
+
+
+class SweepStorageError(RuntimeError):
+    """The study's storage could not be reached, or refused the connection."""
+
+
+class StudyMismatchError(ConfigError):
+    """The stored study was created with another metric, direction or search space."""
+
+
+def setting(sweep_cfg: ml_collections.ConfigDict, name: str) -> Any:
+    """An optional `sweep` field (see `DEFAULTS`)."""
+    return sweep_cfg.get(name, DEFAULTS[name])
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def param_changes(space: ml_collections.ConfigDict, params: dict[str, Any]) -> dict[str, Any]:
@@ -80,45 +114,193 @@ def storage_url(config: ml_collections.ConfigDict, workdir: str | Path) -> str:
     return config.sweep.storage or f"sqlite:///{Path(workdir).absolute() / 'sweep.db'}"
 
 
+def shown_url(url: str) -> str:
+    """`url` with its password masked, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE code of the database error behind `error`, if the driver gives one."""
+    while error is not None and not isinstance(error, sqlalchemy.exc.DBAPIError):
+        error = error.__cause__
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
+def _first_line(error: BaseException) -> str:
+    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else None
+    text = str(getattr(cause, "orig", None) or cause or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class StorageRetry:
+    """Calls storage operations, retrying connection errors with exponential backoff
+    for up to `seconds` from the first failure; then raises `SweepStorageError`."""
+
+    def __init__(self, url: str, seconds: float, first_delay: float = 1.0,
+                 max_delay: float = 30.0):
+        self.url, self.seconds = url, seconds
+        self.first_delay, self.max_delay = first_delay, max_delay
+
+    def __call__(self, operation: Callable[[], T]) -> T:
+        deadline, delay = None, self.first_delay
+        while True:
+            try:
+                return operation()
+            except _STORAGE_ERRORS as error:
+                state = _sqlstate(error) or ""
+                if state.startswith(("28", "3D")):  # bad credentials, no such database
+                    raise SweepStorageError(
+                        f"the sweep storage {shown_url(self.url)} refused the connection: "
+                        f"{_first_line(error)}; check sweep.storage's user, password "
+                        "(PGPASSWORD or ~/.pgpass for PostgreSQL) and database") from error
+                if state and not state.startswith(("08", "40", "53", "57")):
+                    raise  # not about reaching the server: a bug or bad data
+                now = time.monotonic()
+                deadline = deadline or now + self.seconds
+                if now + delay > deadline:
+                    raise SweepStorageError(
+                        f"cannot reach the sweep storage {shown_url(self.url)} (retried for "
+                        f"{self.seconds:g} s: {_first_line(error)}); check that its database "
+                        "server is running and reachable from this host, and the URL. "
+                        "Running the same command again resumes the study (a trial left "
+                        "running is retried); sweep.storage_retry_seconds sets how long a "
+                        "worker retries") from error
+                print(f"sweep: storage {shown_url(self.url)} unreachable "
+                      f"({_first_line(error)}); retrying in {delay:g} s", flush=True)
+                time.sleep(delay)
+                delay = min(2 * delay, self.max_delay)
+
+
+class _Storage(optuna.storages.RDBStorage):
+    """RDBStorage whose heartbeat thread outlives a connection error (the next beat
+    retries), so that a short outage does not make the trial look dead."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except _STORAGE_ERRORS as error:
+            print(f"sweep: heartbeat of trial id {trial_id} not recorded ({_first_line(error)})",
+                  flush=True)
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in (
+            "psycopg", "psycopg2"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
+
+
+def search_signature(sweep_cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The metric, direction and space of a sweep, as stored with its study."""
+    return json.loads(json.dumps({"metric": sweep_cfg.metric, "direction": sweep_cfg.direction,
+                                  "space": sweep_cfg.space.to_dict()}))
+
+
+def check_same_search(study: optuna.Study, signature: dict[str, Any], url: str) -> None:
+    """Stores `signature` with a new study; refuses a study stored with another one."""
+    stored = study.user_attrs.get(SEARCH_ATTR)
+    if stored is None:
+        study.set_user_attr(SEARCH_ATTR, signature)
+        return
+    if stored == signature:
+        return
+    differences = [f"{key}: stored {stored.get(key)!r}, now {signature[key]!r}"
+                   for key in ("metric", "direction") if stored.get(key) != signature[key]]
+    old, new = stored.get("space", {}), signature["space"]
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            differences.append(f"{name}: not in the stored space")
+        elif name not in new:
+            differences.append(f"{name}: only in the stored space")
+        elif old[name] != new[name]:
+            differences.append(f"{name}: stored {old[name]}, now {new[name]}")
+    raise StudyMismatchError(
+        f"study {study.study_name!r} in {shown_url(url)} was created with another search "
+        f"({'; '.join(differences)}); its trials cannot be merged with this one. Give this "
+        "search a new --config.sweep.study_name, or run it with the stored space")
+
+
 def open_study(config: ml_collections.ConfigDict, workdir: str | Path) -> optuna.Study:
-    """Creates or loads the study. The sampler is seeded with `sampler_seed` plus the
-    number of trials already there, so a resumed study does not redraw old points."""
+    """Creates or loads the study, refusing one stored with another search."""
     sweep_cfg = config.sweep
     if sweep_cfg.direction not in ("maximize", "minimize"):
         raise ConfigError(f"sweep.direction must be 'maximize' or 'minimize', got "
                           f"{sweep_cfg.direction!r}")
+    heartbeat = setting(sweep_cfg, "heartbeat_seconds")
+    if not isinstance(heartbeat, int) or heartbeat < 1:
+        raise ConfigError(f"sweep.heartbeat_seconds must be a whole number of seconds >= 1, "
+                          f"got {heartbeat!r}")
+    url = storage_url(config, workdir)
+    try:
+        kwargs = _engine_kwargs(url)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise ConfigError(f"sweep.storage is not a SQLAlchemy URL ({error}); e.g. "
+                          "postgresql://user@host:5432/database") from error
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            storage_url(config, workdir), heartbeat_interval=HEARTBEAT_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+        storage = _Storage(
+            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=STALE_RETRIES))
     study = optuna.create_study(study_name=sweep_cfg.study_name or config.name, storage=storage,
                                 direction=sweep_cfg.direction, load_if_exists=True)
-    study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + len(study.trials))
+    check_same_search(study, search_signature(sweep_cfg), url)
     return study
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 10.0) -> None:
-    """Returns once no trial is running: trials that other workers sharing the study are
-    still training could become the best. A trial whose worker died is marked failed
-    once its heartbeat is older than the storage's grace period (2 minutes here)."""
-    announced = False
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        if not running:
-            return
-        if not announced:
-            print(f"sweep: waiting for {len(running)} trial(s) still running in other workers "
-                  f"({', '.join(str(t.number) for t in running)})", flush=True)
-            announced = True
-        time.sleep(poll_seconds)
+@dataclasses.dataclass
+class TrialCounts:
+    """A study's trials by state; `errors` counts trials failed by their own error."""
+
+    complete: int = 0
+    running: int = 0
+    waiting: int = 0
+    errors: int = 0
+
+    def next_step(self, num_trials: int) -> str:
+        """'run' a trial, 'wait' for running ones (they may fail and be retried) or 'done'.
+
+        A waiting trial is a retry: it is taken even when the budget looks met, so that
+        it is settled (run, or skipped by `within_budget`) rather than left queued."""
+        if self.waiting or (self.complete + self.running < num_trials
+                            and self.errors < num_trials):
+            return "run"
+        return "wait" if self.running else "done"
+
+
+def trial_counts(study: optuna.Study) -> TrialCounts:
+    """Fails trials whose heartbeat is stale (queueing their retries), then counts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    counts = TrialCounts()
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            counts.complete += 1
+        elif t.state == TrialState.RUNNING:
+            counts.running += 1
+        elif t.state == TrialState.WAITING:
+            counts.waiting += 1
+        elif t.state == TrialState.FAIL and "error" in t.user_attrs:
+            counts.errors += 1
+    return counts
+
+
+def within_budget(trials: list[optuna.trial.FrozenTrial], number: int, num_trials: int) -> bool:
+    """Whether trial `number` may run: fewer than `num_trials` trials numbered before it
+    are complete, running or queued. Trial numbers follow creation order, so of trials
+    that end complete at most `num_trials` pass this, whatever the workers' timing."""
+    earlier = sum(1 for t in trials if t.number < number and t.state in _LIVE)
+    return earlier < num_trials
 
 
 @dataclasses.dataclass
@@ -134,40 +316,62 @@ class SweepResult:
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
               data: DataSource = None) -> SweepResult:
-    """Runs trials until `config.sweep.num_trials` have finished; returns the best, once
-    no worker sharing the study has a trial left running."""
+    """Takes trials until `config.sweep.num_trials` are complete in the study; returns the
+    best once no worker sharing the study has a trial left running."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sweep_cfg = config.sweep
     data = data or DataCache()
-    study = open_study(config, workdir)
-    metric = sweep_cfg.metric
+    retry = StorageRetry(storage_url(config, workdir), setting(sweep_cfg, "storage_retry_seconds"))
+    study = retry(lambda: open_study(config, workdir))
+    metric, worker = sweep_cfg.metric, worker_id()
+    poll_seconds = min(10.0, setting(sweep_cfg, "heartbeat_seconds"))
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        trials = study.get_trials(deepcopy=False)
+        if not within_budget(trials, trial.number, sweep_cfg.num_trials):
+            trial.set_user_attr("skipped", "the budget was met by earlier trials")
+            raise optuna.TrialPruned(f"skipped: {sweep_cfg.num_trials} earlier trials are "
+                                     "complete or running")
+        study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + trial.number)
         params = suggest(trial, sweep_cfg.space)
         trial_config = with_overrides(run_config(config), {
             **param_changes(sweep_cfg.space, params), "train.num_epochs": sweep_cfg.num_epochs,
             "train.best_metric": metric,
             "train.best_mode": "max" if sweep_cfg.direction == "maximize" else "min"})
-        frozen = study.get_trials(deepcopy=False)[trial.number]
-        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[trial.number])
         number = trial.number if retried is None else retried
         run_dir = workdir / "trials" / f"{number:04d}"
         trial.set_user_attr("run_dir", str(run_dir.relative_to(workdir)))
-        result = train_and_evaluate(trial_config, run_dir, overwrite=True, data=data)
+        print(f"sweep: {worker} runs trial {trial.number}"
+              + ("" if retried is None else f" (retry of {retried})") + f" in {run_dir}",
+              flush=True)
+        try:
+            result = train_and_evaluate(trial_config, run_dir, overwrite=True, data=data)
+        except NonFiniteLossError as error:
+            trial.set_user_attr("error", str(error))
+            raise
         return result.val_metrics[metric]
 
-    missing = sweep_cfg.num_trials - len(finished_trials(study))
-    if missing > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(objective, n_trials=missing, catch=(NonFiniteLossError,),
-                           callbacks=[optuna.study.MaxTrialsCallback(
-                               sweep_cfg.num_trials, states=(optuna.trial.TrialState.COMPLETE,))])
-    wait_for_running_trials(study)
-    if not finished_trials(study):
+    announced = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        while (step := retry(lambda: trial_counts(study)).next_step(
+                sweep_cfg.num_trials)) != "done":
+            if step == "run":
+                retry(lambda: study.optimize(objective, n_trials=1, catch=(NonFiniteLossError,)))
+                announced = False
+                continue
+            if not announced:
+                print(f"sweep: {worker} waits for trials still running in other workers",
+                      flush=True)
+                announced = True
+            time.sleep(poll_seconds)
+        finished = retry(lambda: finished_trials(study))
+    if not finished:
         raise RuntimeError(f"no trial of {study.study_name} finished; see {workdir}/trials")
-    best = study.best_trial
+    best = retry(lambda: study.best_trial)
     return SweepResult(study, dict(best.params), float(best.value),
                        param_changes(sweep_cfg.space, best.params),
                        workdir / best.user_attrs["run_dir"])
@@ -179,9 +383,18 @@ def _save_axes(axes, path: Path, title: str, width: float = 8) -> Path:
     figure.set_size_inches(width, 5)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    figure.savefig(tmp, dpi=90)
     plt.close(figure)
+    os.replace(tmp, path)
     return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Writes `text` whole, although every worker of a study writes the same reports."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def sweep_figures(study: optuna.Study, out_dir: str | Path, name: str) -> dict[str, Path]:
@@ -207,17 +420,26 @@ def sweep_figures(study: optuna.Study, out_dir: str | Path, name: str) -> dict[s
     return figures
 
 
+def _state(trial: optuna.trial.FrozenTrial) -> str:
+    if "skipped" in trial.user_attrs:
+        return "skipped"
+    retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    state = trial.state.name.lower()
+    return state if retried is None else f"{state} (retry of {retried})"
+
+
 def trials_table(study: optuna.Study, metric: str) -> str:
-    """A markdown table of every trial: number, state, value and parameters."""
+    """A markdown table of every trial: number, state, the worker that ran it (host:pid),
+    value and parameters."""
     names = sorted({k for t in study.trials for k in t.params})
-    lines = ["| trial | state | " + metric + " | " + " | ".join(names) + " |",
-             "|---|---|---|" + "---|" * len(names)]
+    lines = ["| trial | state | worker | " + metric + " | " + " | ".join(names) + " |",
+             "|---|---|---|---|" + "---|" * len(names)]
     for t in study.trials:
         value = f"{t.value:.4f}" if t.value is not None else ""
         cells = [f"{t.params[n]:.3g}" if isinstance(t.params.get(n), float)
                  else str(t.params.get(n, "")) for n in names]
-        lines.append(f"| {t.number} | {t.state.name.lower()} | {value} | "
-                     + " | ".join(cells) + " |")
+        lines.append(f"| {t.number} | {_state(t)} | {t.user_attrs.get('worker', '')} | "
+                     f"{value} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -227,7 +449,7 @@ def write_sweep_report(config: ml_collections.ConfigDict, workdir: str | Path,
     `WORKDIR/best.json` with the best parameters and the config changes they make."""
     workdir = Path(workdir)
     figures = sweep_figures(result.study, workdir / "plots", config.name)
-    (workdir / "best.json").write_text(json.dumps(
+    _write_text(workdir / "best.json", json.dumps(
         {"value": result.best_value, "params": result.best_params,
          "changes": result.best_changes, "run": result.best_run.name}, indent=2) + "\n")
     goal = "maximising" if config.sweep.direction == "maximize" else "minimising"
@@ -246,5 +468,5 @@ def write_sweep_report(config: ml_collections.ConfigDict, workdir: str | Path,
         "",
     ]
     path = workdir / "report.md"
-    path.write_text("\n".join(lines))
+    _write_text(path, "\n".join(lines))
     return path

@@ -1,15 +1,18 @@
-"""The Optuna sweep: search-space sampling, overrides, and resuming up to a trial count."""
+"""The Optuna sweep: search-space sampling, overrides, resuming up to a trial count, the
+budget shared by workers, storage retries. Several workers on PostgreSQL:
+test_sweep_postgres.py."""
 
-import threading
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 
 from jaxcx.config import ConfigError, load_config
 from jaxcx.config import with_overrides
 from jaxcx.run import load_result, run_config
-from jaxcx.sweep import as_flags, param_changes, run_sweep, suggest, wait_for_running_trials
+from jaxcx.sweep import (StorageRetry, StudyMismatchError, SweepStorageError, TrialCounts,
+                         as_flags, open_study, param_changes, run_sweep, suggest, within_budget)
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "pneumonia.py")
 
@@ -65,13 +68,74 @@ def test_sweep_resumes_up_to_the_requested_count(tmp_path):
         t.value for t in again.study.trials)
 
 
-def test_best_trial_waits_for_trials_running_in_another_worker(tmp_path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'sweep.db'}",
-                                         heartbeat_interval=60)
-    study = optuna.create_study(storage=storage, direction="maximize")
-    study.add_trial(optuna.trial.create_trial(value=0.5))
-    other_worker = optuna.load_study(study_name=study.study_name, storage=storage)
-    running = other_worker.ask()  # started elsewhere, finishes after a moment, and best
-    threading.Timer(0.5, lambda: other_worker.tell(running, 0.9)).start()
-    wait_for_running_trials(study, poll_seconds=0.05)
-    assert study.best_value == 0.9
+@pytest.mark.parametrize("counts, step", [
+    (TrialCounts(complete=1, running=1), "run"),       # one more fits the budget of 3
+    (TrialCounts(complete=2, running=1), "wait"),      # the running one may fail and retry
+    (TrialCounts(complete=3, waiting=1), "run"),       # a queued retry is settled
+    (TrialCounts(complete=3), "done"),
+    (TrialCounts(complete=1, errors=3), "done"),       # every trial diverges: stop asking
+])
+def test_next_step(counts, step):
+    assert counts.next_step(3) == step
+
+
+def test_within_budget_counts_earlier_live_trials():
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0))          # 0 complete
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))  # 1
+    study.ask()                                                    # 2 running
+    study.enqueue_trial({})                                        # 3 waiting
+    trials = study.get_trials() + [optuna.trial.create_trial(value=0.0)]
+    trials[-1].number = 4
+    assert within_budget(trials, 4, 4)        # 0, 2 and 3 are live: a fourth fits
+    assert not within_budget(trials, 4, 3)
+    assert within_budget(trials, 2, 2)        # only trial 0 is earlier and live
+
+
+def test_changed_direction_is_refused(tmp_path):
+    config = tiny_sweep_config(tmp_path / "cache", 2)
+    open_study(config, tmp_path)
+    again = with_overrides(config, {"sweep.direction": "minimize"})
+    with pytest.raises(StudyMismatchError, match="direction: stored 'maximize', now 'minimize'"):
+        open_study(again, tmp_path)
+
+
+def _connection_error(sqlstate=None):
+    cause = ConnectionError("connection refused")
+    cause.sqlstate = sqlstate
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, cause)
+
+
+def test_storage_retry_backs_off_then_succeeds(monkeypatch):
+    delays = []
+    monkeypatch.setattr("jaxcx.sweep.time.sleep", delays.append)
+    failures = iter([_connection_error(), _connection_error(), None])
+
+    def operation():
+        error = next(failures)
+        if error:
+            raise error
+        return "ok"
+
+    assert StorageRetry("postgresql://u:secret@db/x", seconds=60)(operation) == "ok"
+    assert delays == [1.0, 2.0]
+
+
+def test_storage_retry_gives_up_with_the_url_and_what_to_check(monkeypatch, capsys):
+    monkeypatch.setattr("jaxcx.sweep.time.sleep", lambda s: None)
+
+    def unreachable():
+        raise _connection_error()
+
+    with pytest.raises(SweepStorageError) as raised:
+        StorageRetry("postgresql://u:secret@db/x", seconds=0)(unreachable)
+    message = str(raised.value)
+    assert "cannot reach the sweep storage postgresql://u:***@db/x" in message
+    assert "secret" not in message + capsys.readouterr().out
+    assert "server is running" in message and "storage_retry_seconds" in message
+
+    def no_such_database():
+        raise _connection_error("3D000")
+
+    with pytest.raises(SweepStorageError, match="refused the connection"):
+        StorageRetry("postgresql://db/x", seconds=60)(no_such_database)
