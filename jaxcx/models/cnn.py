@@ -1,12 +1,13 @@
 """CNNs of the source notebooks: the XOR/MNIST notebook's MNIST CNN, the pneumonia
-notebook's FlexModel and the Fashion-MNIST notebook's CNN grid."""
+notebook's FlexModel, the Fashion-MNIST notebook's CNN grid and the CheXpert notebook's
+small custom CNN."""
 
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 
-from jaxcx.models.layers import activation_fn, conv_relu, flatten, resolve_conv
+from jaxcx.models.layers import activation_fn, conv_relu, flatten, pool_2x2, resolve_conv
 from jaxcx.models.registry import register
 
 
@@ -144,3 +145,30 @@ class GridCNN(nn.Module):
                 "(the last Dense layer gives the logits)"
             )
         return conv_features, hidden_features
+
+
+@register("chest_cnn")
+class ChestCNN(nn.Module):
+    """A small CNN for X-rays after the CheXpert notebook's `CustomPneumonia` (an
+    educational model whose layers the notebook does not list): per entry of
+    `conv_features` a 3x3 conv, BatchNorm, ReLU and 2x2 max pool; flatten; a hidden
+    Dense layer with ReLU and dropout; Dense logits. With the default widths on 64x64x1
+    and 12 labels: 361,212 parameters."""
+
+    num_classes: int = 12
+    conv_features: Sequence[int] = (16, 32, 64, 128)
+    hidden_features: int = 128
+    dropout_rate: float = 0.5
+    batch_norm_momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        for index, features in enumerate(self.conv_features, start=1):
+            x = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
+                        name=f"conv{index}")(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
+                             name=f"bn{index}")(x)
+            x = pool_2x2(nn.relu(x))
+        x = nn.relu(nn.Dense(self.hidden_features, name="fc1")(flatten(x)))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, name="fc2")(x)
