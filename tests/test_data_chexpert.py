@@ -120,6 +120,26 @@ def test_clean_rows_frontal_first_four_studies(tmp_path):
     assert [row.study for row in cleaned] == [1, 2, 3, 4] and all(row.frontal for row in cleaned)
 
 
+def test_clean_rows_drops_frontal_views_not_taken_ap_or_pa(tmp_path):
+    rows = [_row(patient=p) for p in range(1, 5)]
+    for row, projection in zip(rows, ("AP", "PA", "LL", "RL")):
+        row[4] = projection
+    path = _write_csv(tmp_path / "train.csv", rows)
+    kept = clean_rows(read_chexpert_csv(path)[0])
+    assert [row.projection for row in kept] == ["AP", "PA"]
+    assert len(clean_rows(read_chexpert_csv(path)[0], projections=None)) == 4
+
+
+def test_real_chexpert_csv_cleans_to_the_notebooks_row_count(shared_data):
+    """The CheXpert notebook's cleaning of the real train CSV keeps 131,748 rows."""
+    path = shared_data / "chexpert_labels" / "chexpert_train.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found (the shared CheXpert label table)")
+    rows, log = read_chexpert_csv(path)
+    assert len(rows) == 223_414 and log.count == 0
+    assert len(clean_rows(rows)) == 131_748
+
+
 def test_uncertain_policies(tmp_path):
     path = _write_csv(tmp_path / "train.csv", [_row()])
     rows, _ = read_chexpert_csv(path)

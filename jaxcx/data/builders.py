@@ -8,6 +8,7 @@ per-record transforms.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +20,9 @@ import ml_collections
 import numpy as np
 
 from jaxcx import tracking
+from jaxcx.data import chexpert as chexpert_lib
+from jaxcx.data import nih as nih_lib
+from jaxcx.data import sampling
 from jaxcx.data import transforms as T
 from jaxcx.data.errors import BadInputLog, DataError
 from jaxcx.data.folder import (KAGGLE_PNEUMONIA_CLASSES, class_names_from_map,
@@ -29,8 +33,8 @@ from jaxcx.data.registry import DataBundle, register_dataset
 from jaxcx.data.resplit import MIN_PER_CLASS, check_class_counts, pneumonia_resplit
 from jaxcx.data.label_csv import read_label_csv, split_by_class
 from jaxcx.data.npz import NPZ_SPLITS, NpzSource
-from jaxcx.data.synthetic import (write_medmnist_like, write_mnist_like_idx,
-                                  write_phantom_chest_xrays)
+from jaxcx.data.synthetic import (write_chexpert_like, write_medmnist_like,
+                                  write_mnist_like_idx, write_phantom_chest_xrays)
 from jaxcx.data.xor import XorSource
 
 LabelledFile = tuple[str, int]
@@ -45,13 +49,17 @@ def cache_root(data_cfg: ml_collections.ConfigDict) -> Path:
 
 
 class ArraySource:
-    """Random access over preprocessed arrays; records as every source's."""
+    """Random access over preprocessed arrays; records as every source's. Multi-label
+    sources may carry `label_masks` (0 = label not known, left out of loss and metrics)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, ids: Sequence[str],
-                 paths: Sequence[str] | None = None):
+                 paths: Sequence[str] | None = None, label_masks: np.ndarray | None = None):
         if len(images) != len(labels) or len(images) != len(ids):
             raise ValueError(f"{len(images)} images, {len(labels)} labels, {len(ids)} ids")
-        self.images, self.labels = images, labels
+        if label_masks is not None and np.shape(label_masks) != np.shape(labels):
+            raise ValueError(f"label masks {np.shape(label_masks)} and labels "
+                             f"{np.shape(labels)} differ in shape")
+        self.images, self.labels, self.label_masks = images, labels, label_masks
         self.ids = list(ids)
         self.paths = list(paths) if paths is not None else [""] * len(ids)
 
@@ -59,8 +67,11 @@ class ArraySource:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "label": self.labels[index],
-                "id": self.ids[index], "path": self.paths[index]}
+        record = {"image": self.images[index], "label": self.labels[index],
+                  "id": self.ids[index], "path": self.paths[index]}
+        if self.label_masks is not None:
+            record["label_mask"] = self.label_masks[index]
+        return record
 
 
 def _preprocess_one(path: str, image_size: int, channels: int, resize_mode: str) -> np.ndarray:
@@ -249,6 +260,150 @@ def image_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     splits = split_by_class(files, data_cfg.val_fraction, data_cfg.test_fraction,
                             data_cfg.split_seed)
     return image_files_bundle(data_cfg, splits, class_names, log, f"data.csv {data_cfg.csv}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledImages:
+    """One split of a multi-label image set: files with their label vectors and masks."""
+
+    paths: Sequence[str]
+    ids: Sequence[str]
+    labels: np.ndarray
+    label_masks: np.ndarray | None = None
+
+
+def multilabel_images_bundle(data_cfg: ml_collections.ConfigDict,
+                             splits: dict[str, LabelledImages], label_names: Sequence[str],
+                             log: BadInputLog, where: str, seed: int) -> DataBundle:
+    """The bundle of multi-label image splits: decoded and resized once (cached), bad
+    files resolved by `data.on_bad_input` in one go, a split left empty is an error.
+
+    `data.oversample_min_count` > 0 tops up every training label vector seen fewer times
+    than that by repeating its images (the CheXpert notebook's oversampling; seeded).
+    Augmentation (`data.augment`, applied with probability `p`) and standardisation with
+    the training images' mean and std are per-record transforms.
+    """
+    sources = {}
+    for split, part in splits.items():
+        # The file's position stands in for its label, so a skipped file drops its own row.
+        images, _ = preprocess_files(
+            list(zip(part.paths, range(len(part.paths)))), image_size=data_cfg.image_size,
+            channels=data_cfg.channels, resize_mode=data_cfg.resize_mode,
+            cache_dir=cache_root(data_cfg), on_bad_input=data_cfg.on_bad_input,
+            desc=f"{split} images", log=log)
+        rows = images.labels
+        sources[split] = ArraySource(
+            images.images, part.labels[rows], [part.ids[i] for i in rows], images.paths,
+            None if part.label_masks is None else part.label_masks[rows])
+    log.resolve(where)
+    for split, source in sources.items():
+        if not len(source):
+            raise DataError(f"{where}: the {split} split has no images; check the split "
+                            "settings (data.split, data.val_fraction, data.test_fraction)")
+    distinct = sources["train"]
+    train = distinct
+    min_count = int(data_cfg.get("oversample_min_count", 0) or 0)
+    if min_count > 0:
+        train = sampling.IndexedSource(
+            distinct, sampling.oversample_indices(distinct.labels, min_count, seed))
+    return DataBundle(
+        train=train, val=sources["val"], test=sources["test"], train_labels=train.labels,
+        input_shape=(data_cfg.image_size, data_cfg.image_size, data_cfg.channels),
+        class_names=tuple(label_names), multilabel=True,
+        train_transforms=image_transforms(data_cfg, distinct, train=True),
+        eval_transforms=image_transforms(data_cfg, distinct, train=False),
+        worker_count=data_cfg.get("worker_count", 0), bad_inputs=log)
+
+
+def generated_chexpert_csv(data_cfg: ml_collections.ConfigDict) -> Path:
+    """A small generated CheXpert-format CSV with phantom images, written once."""
+    generated = data_cfg.generated
+    root = cache_root(data_cfg) / (f"generated_chexpert_p{generated.num_patients}_"
+                                   f"s{generated.seed}_{generated.image_size}px")
+    done = root / ".complete"
+    if not done.exists():
+        print(f"generating a CheXpert-format set of {generated.num_patients} patients in "
+              f"{root} (once)")
+        write_chexpert_like(root, generated.num_patients, seed=generated.seed,
+                            image_size=generated.image_size)
+        done.write_text("ok\n")
+    return root / "CheXpert-v1.0-small" / "train.csv"
+
+
+@register_dataset("chexpert")
+def chexpert(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """CheXpert (`data.csv`, images under `data.root`, default: where the CSV's paths
+    point), or a generated CheXpert-format set when `csv` is empty.
+
+    The CheXpert notebook's cleaning (frontal AP/PA views of the first `max_studies`
+    studies), `data.labels` (default its 12), the `uncertain` policy (zeros, ones or
+    ignore: masked out of loss and metrics), an optional random `subset_size`, then a
+    patient-level split: `test_fraction` of the rows, then `val_fraction`, by
+    `data.split_seed`, with the notebook's train/val balance warning.
+    """
+    del seed  # the split has its own seed
+    csv_path = Path(data_cfg.csv).expanduser() if data_cfg.csv else generated_chexpert_csv(data_cfg)
+    rows, log = chexpert_lib.read_chexpert_csv(csv_path, on_bad_input=data_cfg.on_bad_input,
+                                               encoding=data_cfg.encoding)
+    root = (Path(data_cfg.root).expanduser() if data_cfg.root
+            else chexpert_lib.default_image_root(csv_path, rows))
+    rows = chexpert_lib.clean_rows(rows, frontal_only=True, max_studies=data_cfg.max_studies or None)
+    if data_cfg.subset_size:
+        rows = chexpert_lib.random_subset(rows, data_cfg.subset_size, data_cfg.split_seed)
+    rest, test = chexpert_lib.patient_split(rows, data_cfg.test_fraction, data_cfg.split_seed)
+    train, val = chexpert_lib.patient_split(
+        rest, data_cfg.val_fraction / (1 - data_cfg.test_fraction), data_cfg.split_seed + 1)
+    label_names = tuple(data_cfg.labels) or chexpert_lib.CHEXPERT_NOTEBOOK_LABELS
+    splits = {}
+    for split, split_rows in (("train", train), ("val", val), ("test", test)):
+        labels, masks = chexpert_lib.label_arrays(split_rows, label_names, data_cfg.uncertain)
+        splits[split] = LabelledImages([str(root / row.path) for row in split_rows],
+                                       [row.image_id for row in split_rows], labels, masks)
+    chexpert_lib.check_balance(splits["train"].labels, splits["val"].labels, label_names)
+    return multilabel_images_bundle(data_cfg, splits, label_names, log,
+                                    f"data.csv {csv_path}", data_cfg.split_seed)
+
+
+def nih_root(data_cfg: ml_collections.ConfigDict) -> Path:
+    """`data.root`, else the shared ChestX-ray14 sample."""
+    root = Path(data_cfg.root).expanduser() if data_cfg.root else (
+        shared_data_root() / "nih_chestxray14_sample")
+    if not root.is_dir():
+        raise DataError(f"NIH ChestX-ray14 folder {root} not found; set data.root to a "
+                        "folder holding images/*.png, Data_Entry_2017_v2020.csv(.gz) and, for "
+                        "data.split='official', splits/{train,val,test}_list.txt")
+    return root
+
+
+@register_dataset("nih_chestxray14")
+def nih_chestxray14(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """NIH ChestX-ray14 under `data.root` (default: the shared 1,000-image sample):
+    `images/*.png`, the `Data_Entry_2017` label table (`data.csv`, default
+    `ROOT/Data_Entry_2017_v2020.csv.gz`; the rows whose image the folder holds) and the
+    official split lists (`data.split='official'`) or a patient split (`'patient'`,
+    `val_fraction`, `test_fraction`, `split_seed`). `data.labels` picks findings
+    (default all 14)."""
+    del seed  # the split has its own seed
+    root = nih_root(data_cfg)
+    csv_path = Path(data_cfg.csv).expanduser() if data_cfg.csv else (
+        root / "Data_Entry_2017_v2020.csv.gz")
+    rows, log = nih_lib.read_nih_entries(csv_path, encoding=data_cfg.encoding,
+                                         on_bad_input=data_cfg.on_bad_input)
+    table_rows = len(rows)
+    rows = nih_lib.present_rows(rows, root / "images", log)
+    print(f"NIH ChestX-ray14: {len(rows)} of the {table_rows} rows of {csv_path.name} have "
+          f"their image in {root / 'images'}")
+    parts = nih_lib.split_rows(rows, data_cfg.split, lists_dir=root / "splits",
+                               val_fraction=data_cfg.val_fraction,
+                               test_fraction=data_cfg.test_fraction, seed=data_cfg.split_seed,
+                               log=log)
+    label_names = tuple(data_cfg.labels) or nih_lib.NIH_FINDINGS
+    splits = {split: LabelledImages([str(root / "images" / row.image) for row in split_rows],
+                                    [row.image for row in split_rows],
+                                    nih_lib.label_matrix(split_rows, label_names))
+              for split, split_rows in parts.items()}
+    return multilabel_images_bundle(data_cfg, splits, label_names, log, f"data.root {root}",
+                                    data_cfg.split_seed)
 
 
 def shared_data_root() -> Path:
