@@ -25,10 +25,13 @@ parameters in the same folder, so it resumes from its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import random
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -130,8 +133,9 @@ def _sqlstate(error: BaseException) -> str | None:
 
 
 def _first_line(error: BaseException) -> str:
-    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else None
-    text = str(getattr(cause, "orig", None) or cause or error).strip()
+    if isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__:
+        error = error.__cause__
+    text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
@@ -160,7 +164,7 @@ class StorageRetry:
                     raise  # not about reaching the server: a bug or bad data
                 now = time.monotonic()
                 deadline = deadline or now + self.seconds
-                if now + delay > deadline:
+                if now >= deadline:
                     raise SweepStorageError(
                         f"cannot reach the sweep storage {shown_url(self.url)} (retried for "
                         f"{self.seconds:g} s: {_first_line(error)}); check that its database "
@@ -168,22 +172,11 @@ class StorageRetry:
                         "Running the same command again resumes the study (a trial left "
                         "running is retried); sweep.storage_retry_seconds sets how long a "
                         "worker retries") from error
+                wait = min(delay, deadline - now)
                 print(f"sweep: storage {shown_url(self.url)} unreachable "
-                      f"({_first_line(error)}); retrying in {delay:g} s", flush=True)
-                time.sleep(delay)
+                      f"({_first_line(error)}); retrying in {wait:.3g} s", flush=True)
+                time.sleep(wait)
                 delay = min(2 * delay, self.max_delay)
-
-
-class _Storage(optuna.storages.RDBStorage):
-    """RDBStorage whose heartbeat thread outlives a connection error (the next beat
-    retries), so that a short outage does not make the trial look dead."""
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            super().record_heartbeat(trial_id)
-        except _STORAGE_ERRORS as error:
-            print(f"sweep: heartbeat of trial id {trial_id} not recorded ({_first_line(error)})",
-                  flush=True)
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -225,13 +218,11 @@ def check_same_search(study: optuna.Study, signature: dict[str, Any], url: str) 
         "search a new --config.sweep.study_name, or run it with the stored space")
 
 
-def open_study(config: ml_collections.ConfigDict, workdir: str | Path) -> optuna.Study:
-    """Creates or loads the study, refusing one stored with another search."""
-    sweep_cfg = config.sweep
-    if sweep_cfg.direction not in ("maximize", "minimize"):
-        raise ConfigError(f"sweep.direction must be 'maximize' or 'minimize', got "
-                          f"{sweep_cfg.direction!r}")
-    heartbeat = setting(sweep_cfg, "heartbeat_seconds")
+def open_storage(config: ml_collections.ConfigDict,
+                 workdir: str | Path) -> optuna.storages.RDBStorage:
+    """The study's storage, with heartbeats every `sweep.heartbeat_seconds`: a running
+    trial silent for twice as long is failed and queued again (`STALE_RETRIES` times)."""
+    heartbeat = setting(config.sweep, "heartbeat_seconds")
     if not isinstance(heartbeat, int) or heartbeat < 1:
         raise ConfigError(f"sweep.heartbeat_seconds must be a whole number of seconds >= 1, "
                           f"got {heartbeat!r}")
@@ -241,16 +232,59 @@ def open_study(config: ml_collections.ConfigDict, workdir: str | Path) -> optuna
     except sqlalchemy.exc.ArgumentError as error:
         raise ConfigError(f"sweep.storage is not a SQLAlchemy URL ({error}); e.g. "
                           "postgresql://user@host:5432/database") from error
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = _Storage(
-            url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=STALE_RETRIES))
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=kwargs, heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=STALE_RETRIES))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(random.uniform(0.1, 1.0))  # workers made the tables at once: they exist
+
+
+def open_study(config: ml_collections.ConfigDict, workdir: str | Path,
+               storage: optuna.storages.RDBStorage | None = None) -> optuna.Study:
+    """Creates or loads the study, refusing one stored with another search."""
+    sweep_cfg = config.sweep
+    if sweep_cfg.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"sweep.direction must be 'maximize' or 'minimize', got "
+                          f"{sweep_cfg.direction!r}")
+    storage = storage or open_storage(config, workdir)
     study = optuna.create_study(study_name=sweep_cfg.study_name or config.name, storage=storage,
                                 direction=sweep_cfg.direction, load_if_exists=True)
-    check_same_search(study, search_signature(sweep_cfg), url)
+    check_same_search(study, search_signature(sweep_cfg), storage_url(config, workdir))
     return study
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.RDBStorage, trial: optuna.Trial, seconds: float):
+    """Records the trial's heartbeat every `seconds` while the block runs. A beat that
+    cannot reach the storage is retried at the next one, so a short outage does not
+    make the trial look dead."""
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except _STORAGE_ERRORS as error:
+                print(f"sweep: heartbeat of trial {trial.number} not recorded "
+                      f"({_first_line(error)})", flush=True)
+            if stop.wait(seconds):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -303,6 +337,13 @@ def within_budget(trials: list[optuna.trial.FrozenTrial], number: int, num_trial
     return earlier < num_trials
 
 
+def retried_trial(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the trial that `trial` retries (its worker died), if any."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
 @dataclasses.dataclass
 class SweepResult:
     """The study and its best trial, as config changes and a run folder."""
@@ -323,51 +364,75 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     sweep_cfg = config.sweep
     data = data or DataCache()
     retry = StorageRetry(storage_url(config, workdir), setting(sweep_cfg, "storage_retry_seconds"))
-    study = retry(lambda: open_study(config, workdir))
+    storage = retry(lambda: open_storage(config, workdir))
+    study = retry(lambda: open_study(config, workdir, storage))
     metric, worker = sweep_cfg.metric, worker_id()
-    poll_seconds = min(10.0, setting(sweep_cfg, "heartbeat_seconds"))
+    heartbeat_seconds = setting(sweep_cfg, "heartbeat_seconds")
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)
-        trials = study.get_trials(deepcopy=False)
+        retry(lambda: trial.set_user_attr("worker", worker))
+        trials = retry(lambda: study.get_trials(deepcopy=False))
         if not within_budget(trials, trial.number, sweep_cfg.num_trials):
-            trial.set_user_attr("skipped", "the budget was met by earlier trials")
-            raise optuna.TrialPruned(f"skipped: {sweep_cfg.num_trials} earlier trials are "
-                                     "complete or running")
+            retry(lambda: trial.set_user_attr("skipped", "the budget was met by earlier trials"))
+            raise optuna.TrialPruned()
         study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + trial.number)
-        params = suggest(trial, sweep_cfg.space)
+        params = retry(lambda: suggest(trial, sweep_cfg.space))
         trial_config = with_overrides(run_config(config), {
             **param_changes(sweep_cfg.space, params), "train.num_epochs": sweep_cfg.num_epochs,
             "train.best_metric": metric,
             "train.best_mode": "max" if sweep_cfg.direction == "maximize" else "min"})
-        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[trial.number])
+        retried = retried_trial(trials[trial.number])
         number = trial.number if retried is None else retried
         run_dir = workdir / "trials" / f"{number:04d}"
-        trial.set_user_attr("run_dir", str(run_dir.relative_to(workdir)))
+        retry(lambda: trial.set_user_attr("run_dir", str(run_dir.relative_to(workdir))))
         print(f"sweep: {worker} runs trial {trial.number}"
               + ("" if retried is None else f" (retry of {retried})") + f" in {run_dir}",
               flush=True)
         try:
             result = train_and_evaluate(trial_config, run_dir, overwrite=True, data=data)
         except NonFiniteLossError as error:
-            trial.set_user_attr("error", str(error))
+            retry(lambda: trial.set_user_attr("error", str(error)))
             raise
         return result.val_metrics[metric]
+
+    def run_trial() -> None:
+        """One trial, told to the storage. One that raises is failed, and the error
+        raised; one stopped otherwise (Ctrl-C) is left to go stale and be retried."""
+        trial = retry(study.ask)
+        value, state = None, TrialState.COMPLETE
+        with heartbeat(storage, trial, heartbeat_seconds):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except NonFiniteLossError as error:
+                print(f"sweep: trial {trial.number} failed: {error}", flush=True)
+                state = TrialState.FAIL
+            except Exception:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                raise
+        # skip_if_finished: the trial may have been failed meanwhile as stale (its retry
+        # runs elsewhere), or this tell may be a retry of one that reached the storage.
+        retry(lambda: study.tell(trial, value, state=state, skip_if_finished=True))
+        if value is not None:
+            print(f"sweep: trial {trial.number}: {metric} = {value:.4f}", flush=True)
 
     announced = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna's heartbeat thread lives in Study.optimize; `heartbeat` is this loop's.
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
         while (step := retry(lambda: trial_counts(study)).next_step(
                 sweep_cfg.num_trials)) != "done":
             if step == "run":
-                retry(lambda: study.optimize(objective, n_trials=1, catch=(NonFiniteLossError,)))
+                run_trial()
                 announced = False
                 continue
             if not announced:
                 print(f"sweep: {worker} waits for trials still running in other workers",
                       flush=True)
                 announced = True
-            time.sleep(poll_seconds)
+            time.sleep(min(10.0, heartbeat_seconds))
         finished = retry(lambda: finished_trials(study))
     if not finished:
         raise RuntimeError(f"no trial of {study.study_name} finished; see {workdir}/trials")
@@ -423,7 +488,7 @@ def sweep_figures(study: optuna.Study, out_dir: str | Path, name: str) -> dict[s
 def _state(trial: optuna.trial.FrozenTrial) -> str:
     if "skipped" in trial.user_attrs:
         return "skipped"
-    retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    retried = retried_trial(trial)
     state = trial.state.name.lower()
     return state if retried is None else f"{state} (retry of {retried})"
 
