@@ -113,8 +113,14 @@ def get_config(arg=None):
     config.train.best_metric = "val/roc_auc"
     config.eval.threshold = "f1"
     config.eval.target_recall = 0.8
-    # Arms: config changes against this base, each trained at every seed.
-    config.study = {"seeds": (0,), "arms": {
+    # (label, threshold) pairs (the notebook's target thresholds; 0.5 for labels not
+    # named), e.g. "(('Edema', 0.2),)", and the labels the per-label tables and figures
+    # show (empty: all).
+    config.eval.label_thresholds = ()
+    config.eval.include_targets = ()
+    # Arms: config changes against this base, each trained at every seed; labels with
+    # fewer positives than `min_positives` in a split are left out of its mean AUC.
+    config.study = {"seeds": (0,), "min_positives": 20, "arms": {
         "densenet": {},
         "resnet": {"model": {"name": "resnet", "num_classes": 12, "depth": 18,
                              "stages": (1, 1), "stage_widths": (8, 16), "stem_width": 8}},

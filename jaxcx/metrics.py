@@ -289,7 +289,7 @@ def binary_threshold(probs, labels, criterion: str = "youden",
 
 
 def best_thresholds(probs, labels, criterion: str = "f1", label_mask=None,
-                    names: Names = None) -> np.ndarray:
+                    names: Names = None, target_recall: float = 0.9) -> np.ndarray:
     """Per-label thresholds [L] by `binary_threshold`; 0.5 (with a warning) where a label
     has a single class present."""
     probs = np.asarray(probs, np.float64)
@@ -303,7 +303,8 @@ def best_thresholds(probs, labels, criterion: str = "f1", label_mask=None,
             thresholds.append(0.5)
             fallback.append(name)
         else:
-            thresholds.append(binary_threshold(probs[kept[:, j], j], targets, criterion))
+            thresholds.append(binary_threshold(probs[kept[:, j], j], targets, criterion,
+                                               target_recall))
     if fallback:
         warnings.warn(f"labels {fallback} have a single class present; threshold 0.5 used",
                       stacklevel=2)

@@ -160,6 +160,67 @@ def roc_pr_curves(curves: Mapping[str, tuple], path: PathLike, title: str) -> Pa
     return save_figure(fig, path, title)
 
 
+def curve_grid(curves: Mapping[str, tuple], path: PathLike, title: str, kind: str = "roc",
+               columns: int = 4) -> Path:
+    """One panel per label (`columns` per row): its ROC (`kind='roc'`, with AUC) or
+    precision-recall curve (`'pr'`, with average precision and the prevalence line).
+
+    `curves` maps a label to (probs [N], labels [N]) with both classes present.
+    """
+    if kind not in ("roc", "pr"):
+        raise ValueError(f"kind must be 'roc' or 'pr', got {kind!r}")
+    if not curves:
+        raise ValueError("no curves to draw")
+    rows = -(-len(curves) // columns)
+    fig = new_figure(3.2 * columns, 3.0 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (name, (probs, labels)) in zip(axes, curves.items()):
+        scores, targets = np.asarray(probs, np.float64), np.asarray(labels) > 0.5
+        if targets.min() == targets.max():
+            raise ValueError(f"curve {name!r}: only one class present in labels")
+        if kind == "roc":
+            fpr, tpr, _ = skm.roc_curve(targets, scores)
+            ax.plot(fpr, tpr)
+            ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+            ax.set(xlabel="false positive rate", ylabel="true positive rate")
+            score = f"AUC {skm.roc_auc_score(targets, scores):.3f}"
+        else:
+            precision, recall, _ = skm.precision_recall_curve(targets, scores)
+            ax.step(recall, precision, where="post")
+            ax.axhline(targets.mean(), color="k", linestyle="--", linewidth=0.8)
+            ax.set(xlabel="recall", ylabel="precision")
+            score = f"AP {skm.average_precision_score(targets, scores):.3f}"
+        ax.set(title=f"{name}\n{score}, {int(targets.sum())} pos.", xlim=(0, 1), ylim=(0, 1.02))
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
+    return save_figure(fig, path, title)
+
+
+def epoch_progression(history: Sequence[Mapping], metric: str, labels: Sequence[str],
+                      path: PathLike, title: str, split: str = "val",
+                      columns: int = 4) -> Path | None:
+    """One panel per label: `split/metric/LABEL` after every epoch (the CheXpert notebook's
+    epoch progression). None when the history has no such values."""
+    present = [name for name in labels
+               if _series(history, f"{split}/{metric}/{name}", "epoch")[0]]
+    if not present:
+        return None
+    rows = -(-len(present) // columns)
+    fig = new_figure(3.0 * columns, 2.4 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True).ravel()
+    for ax, name in zip(axes, present):
+        xs, ys = _series(history, f"{split}/{metric}/{name}", "epoch")
+        ax.plot(xs, ys, "o-", markersize=3)
+        ax.set(title=name, ylim=(-0.02, 1.02), xlabel="epoch", ylabel=metric)
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(present):]:
+        ax.set_visible(False)
+    return save_figure(fig, path, title)
+
+
 def _displayable(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:

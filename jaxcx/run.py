@@ -27,7 +27,7 @@ from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DATASETS, DataBundle, build_data
 from jaxcx.evaluation import Evaluator, Outputs, available_evaluators, get_evaluator, task_for
 from jaxcx.models.registry import MODELS, model_fields
-from jaxcx.train.losses import LOSSES
+from jaxcx.train.losses import LOSSES, REDUCTIONS
 from jaxcx.train.loop import EvalResult, evaluate_best, fit
 from jaxcx.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcx.workdir import CONFIG_FILE, WorkdirError, prepare_workdir
@@ -91,6 +91,7 @@ def validate(config: ConfigDict) -> None:
                           f"{', '.join(model_fields(config.model.name))}")
     LOSSES.get(config.loss.name)
     OPTIMIZERS.get(config.optim.name)
+    _check_name("loss.reduction", config.loss.get("reduction", "mean"), list(REDUCTIONS))
     _check_name("optim.schedule", config.optim.schedule, list(SCHEDULES))
     _check_name("eval.task", config.eval.task, ["auto", *available_evaluators()])
     _check_name("eval.threshold", config.eval.threshold, list(THRESHOLD_RULES))

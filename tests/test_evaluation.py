@@ -376,3 +376,47 @@ def test_multilabel_intervals_leave_out_masked_entries():
     assert record["operating_points"]["0.5"]["ci95"] == {"macro/f1": [1.0, 1.0],
                                                           "roc_auc": [1.0, 1.0]}
 
+
+
+def test_multilabel_counts_averages_and_target_recall_thresholds_by_hand():
+    """Per label TP and predicted positives, samples-averaged recall/precision, average
+    precision from sklearn; 'recall' thresholds honour eval.target_recall per label."""
+    probs = np.array([[0.9, 0.2], [0.4, 0.7], [0.6, 0.6], [0.1, 0.3], [0.8, 0.9], [0.3, 0.1]])
+    labels = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [1, 1]])
+    evaluator = get_evaluator("multilabel", settings(threshold="recall", target_recall=0.5))
+    val = Outputs(probs, labels, ["p", "q"])
+    # p's positives score 0.9 0.8 0.6 0.3: recall >= 0.5 first at 0.8; q's 0.7 0.6 0.1: 0.6.
+    assert evaluator.operating_points(val)["thresholds"]["validation"] == [0.8, 0.6]
+    record = evaluator.metrics(val, {"rule": "recall", "thresholds": {"0.5": [0.5, 0.5]}},
+                               intervals=False)
+    point = record["operating_points"]["0.5"]
+    # p predicted 1 0 1 0 1 0 (TP 3 of 3 predicted); q predicted 0 1 1 0 1 0 (TP 2 of 3).
+    assert point["per_label"]["p"]["tp"] == 3 and point["per_label"]["p"]["predicted_positives"] == 3
+    assert point["per_label"]["q"]["tp"] == 2 and point["per_label"]["q"]["predicted_positives"] == 3
+    predicted = probs >= 0.5
+    assert point["samples/recall"] == pytest.approx(
+        skm.recall_score(labels, predicted, average="samples", zero_division=0))
+    assert point["samples/precision"] == pytest.approx(
+        skm.precision_score(labels, predicted, average="samples", zero_division=0))
+    assert point["per_label"]["q"]["average_precision"] == pytest.approx(
+        skm.average_precision_score(labels[:, 1], probs[:, 1]))
+
+
+def test_multilabel_config_thresholds_and_included_targets(tmp_path):
+    probs = np.array([[0.9, 0.2, 0.5], [0.4, 0.7, 0.2], [0.6, 0.6, 0.8], [0.1, 0.3, 0.4]])
+    labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 0]])
+    outputs = Outputs(probs, labels, ["p", "q", "r"])
+    evaluator = get_evaluator("multilabel", settings(
+        threshold="f1", label_thresholds=(("q", 0.25),), include_targets=("p", "q")))
+    operating = evaluator.operating_points(outputs)
+    assert operating["thresholds"]["config"] == [0.5, 0.25, 0.5]
+    record = evaluator.metrics(outputs, operating, intervals=False)
+    # q at 0.25 predicts 0.7, 0.6, 0.3 positive: TP 2, predicted 3.
+    assert record["operating_points"]["config"]["per_label"]["q"]["predicted_positives"] == 3
+    lines = evaluator.markdown(record)
+    assert any(line.startswith("| p |") for line in lines)
+    assert not any(line.startswith("| r |") for line in lines)
+    figures = evaluator.figures(outputs, record, tmp_path, "t", "val")
+    assert set(figures) == {"roc grid", "pr grid", "per label f1"}
+    with pytest.raises(ValueError, match=r"eval.label_thresholds names unknown label\(s\) \['s'\]"):
+        get_evaluator("multilabel", settings(label_thresholds={"s": 0.1})).operating_points(outputs)

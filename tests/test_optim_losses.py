@@ -203,3 +203,48 @@ def test_bce_of_one_label_kept_2d_and_padding_of_a_single_logit_head():
     total, weight = loss("sigmoid_bce")(logits, {"label": jnp.array([1, 0]),
                                                  "mask": jnp.array([1.0, 0.0])})
     assert float(weight) == 1.0 and float(total) == pytest.approx(-np.log(p[0]), rel=1e-5)
+
+
+def test_adam_l2_is_coupled_and_reaches_every_parameter_with_decay_all():
+    """Zero gradients, weight decay 0.5: Adam's first step on g = 0.5 * p is -lr * sign(g)
+    (coupled L2, PyTorch's Adam `weight_decay`), AdamW's is -lr * 0.5 * p; biases and norm
+    scales join only with `decay_all`."""
+    coupled = one_update(optim(name="adam", weight_decay=0.5), zeros())
+    np.testing.assert_allclose(coupled["dense"]["kernel"], -0.1, rtol=1e-4)
+    np.testing.assert_array_equal(coupled["dense"]["bias"], 0.0)
+    every = one_update(optim(name="adam", weight_decay=0.5, decay_all=True), zeros())
+    np.testing.assert_allclose(every["dense"]["bias"], -0.1, rtol=1e-4)
+    np.testing.assert_allclose(every["norm"]["scale"], -0.1, rtol=1e-4)
+    decoupled = one_update(optim(name="adamw", weight_decay=0.5, decay_all=True), zeros())
+    np.testing.assert_allclose(decoupled["norm"]["scale"], -0.05, rtol=1e-4)
+
+
+def test_sum_reduction_differentiates_the_batch_sum():
+    """`loss.reduction='sum'` (PyTorch's) minimises the sum over the batch and labels, so its
+    gradient is the mean's times the number of kept labels."""
+    logits = jnp.array([[0.3, -1.0], [2.0, 0.5], [0.0, 0.0]])
+    batch = {"label": jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+             "mask": jnp.array([1.0, 1.0, 0.0])}
+    config = ConfigDict({"name": "sigmoid_bce", "multilabel": True})
+    mean, summed = make_loss(config), make_loss(ConfigDict({**config.to_dict(), "reduction": "sum"}))
+    grad = lambda loss: jax.grad(lambda z: loss.objective(*loss(z, batch)))(logits)  # noqa: E731
+    np.testing.assert_allclose(grad(summed), 4 * grad(mean), rtol=1e-6)  # 2 examples x 2 labels
+    by_hand = jax.nn.sigmoid(logits) - batch["label"]  # d BCE / d logit
+    np.testing.assert_allclose(grad(summed), by_hand * batch["mask"][:, None], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"loss.reduction must be one of \('mean', 'sum'\)"):
+        make_loss(ConfigDict({"name": "sigmoid_bce", "reduction": "total"}))
+
+
+def test_positive_weights_from_training_prevalence():
+    """`loss.positive_weights`: pos_weight = negatives / positives per label of the training
+    split (3/1 and 2/2 here), applied to the positive term only."""
+    labels = np.array([[1, 0], [0, 1], [0, 1], [0, 0]], np.float32)
+    bundle = DataBundle(train=None, val=None, test=None, train_labels=labels, input_shape=(2,),
+                        class_names=("a", "b"), multilabel=True)
+    config = load_config("configs/chest_multilabel.py", ["loss.positive_weights=true"])
+    loss = _resolve_loss(config, bundle)
+    z = jnp.zeros((1, 2))
+    positive = float(loss(z, {"label": jnp.array([[1.0, 1.0]]), "mask": jnp.ones(1)})[0])
+    negative = float(loss(z, {"label": jnp.array([[0.0, 0.0]]), "mask": jnp.ones(1)})[0])
+    assert positive == pytest.approx((3.0 + 1.0) * np.log(2), rel=1e-6)
+    assert negative == pytest.approx(2 * np.log(2), rel=1e-6)

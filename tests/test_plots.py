@@ -109,3 +109,21 @@ def test_scatter_jittered_labels(tmp_path, binary):
     red = (rgb[..., 0] - rgb[..., 2] > 40).sum()  # coolwarm: class 1 red, class 0 blue
     blue = (rgb[..., 2] - rgb[..., 0] > 40).sum()
     assert red > 200 and blue > 200
+
+
+@pytest.mark.parametrize("kind", ["roc", "pr"])
+def test_curve_grid_draws_one_panel_per_label(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    curves = {f"label {k}": (rng.random(40), rng.random(40) < 0.3) for k in range(6)}
+    path = plots.curve_grid(curves, tmp_path / f"{kind}.png", "grid", kind=kind)
+    with Image.open(path) as image:
+        assert image.size == (1280, 600)  # 4 columns x 2 rows of 3.2 x 3.0 inches at 100 dpi
+    with pytest.raises(ValueError, match="only one class"):
+        plots.curve_grid({"x": (rng.random(5), np.zeros(5))}, tmp_path / "x.png", "x", kind=kind)
+
+
+def test_epoch_progression_reads_per_label_history(tmp_path):
+    history = [{"epoch": e, "val/roc_auc/a": 0.5 + 0.1 * e, "val/roc_auc/b": 0.6} for e in (1, 2, 3)]
+    path = plots.epoch_progression(history, "roc_auc", ["a", "b"], tmp_path / "p.png", "p")
+    assert path is not None and path.exists()
+    assert plots.epoch_progression(history, "f1", ["a"], tmp_path / "q.png", "q") is None

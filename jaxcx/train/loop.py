@@ -23,6 +23,7 @@ from jaxcx.data import pipeline
 from jaxcx.data.registry import DataBundle
 from jaxcx.models import build_model
 from jaxcx.train import sharding
+from jaxcx.data.sampling import positive_weights
 from jaxcx.train.losses import Loss, make_loss
 from jaxcx.train.optim import make_optimizer
 from jaxcx.train.state import TrainState, create_train_state
@@ -134,10 +135,14 @@ def _compiler_options(config: ml_collections.ConfigDict) -> dict | None:
 
 def _resolve_loss(config: ml_collections.ConfigDict, data: DataBundle) -> Loss:
     """The configured loss; class weights default to the training split's, as in the
-    pneumonia notebook's class-weighted loss."""
+    pneumonia notebook's class-weighted loss, and `loss.positive_weights` sets BCE's
+    `pos_weight` to each label's negatives / positives in the training split (the CheXpert
+    notebook's positivity weights; after oversampling, of the oversampled split)."""
     loss_cfg = ml_collections.ConfigDict(config.loss.to_dict())
     if loss_cfg.name == "weighted_ce" and not loss_cfg.get("class_weights"):
         loss_cfg.class_weights = tuple(data.class_weights())
+    if loss_cfg.get("positive_weights") and not loss_cfg.get("pos_weight"):
+        loss_cfg.pos_weight = tuple(float(w) for w in positive_weights(data.train_labels))
     if data.multilabel:
         loss_cfg.multilabel = True
     return make_loss(loss_cfg)

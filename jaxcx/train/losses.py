@@ -25,6 +25,12 @@ class Loss:
     name: str
     fn: Callable[[jax.Array, dict], tuple[jax.Array, jax.Array]]
     multilabel: bool = False
+    reduction: str = "mean"  # what the optimizer minimises: 'mean' or 'sum' of the batch
+
+    def objective(self, total: jax.Array, weight: jax.Array) -> jax.Array:
+        """The batch's loss to differentiate: the weighted mean, or the sum (PyTorch's
+        `reduction='sum'`, which scales the gradient with the batch size)."""
+        return total if self.reduction == "sum" else total / jnp.maximum(weight, 1e-12)
 
     def __call__(self, logits: jax.Array, batch: dict) -> tuple[jax.Array, jax.Array]:
         return self.fn(logits, batch)
@@ -131,6 +137,13 @@ def _sigmoid_mse(loss_cfg) -> Loss:
     return Loss("sigmoid_mse", lambda out, b: mean_squared_error(out, b, squash=True))
 
 
+REDUCTIONS = ("mean", "sum")
+
+
 def make_loss(loss_cfg: ml_collections.ConfigDict) -> Loss:
-    """The loss named by `loss_cfg.name` with its options bound."""
-    return LOSSES.get(loss_cfg.name)(loss_cfg)
+    """The loss named by `loss_cfg.name` with its options bound; `loss_cfg.reduction`
+    ('mean', the default, or 'sum') says what the optimizer minimises."""
+    reduction = loss_cfg.get("reduction", "mean")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return dataclasses.replace(LOSSES.get(loss_cfg.name)(loss_cfg), reduction=reduction)

@@ -57,7 +57,13 @@ def _adam(optim_cfg, schedule):
 @register_optimizer("adamw")
 def _adamw(optim_cfg, schedule):
     return optax.adamw(schedule, weight_decay=float(optim_cfg.get("weight_decay", 0.0)),
-                       mask=decay_mask)
+                       mask=_decayed(optim_cfg))
+
+
+def _decayed(optim_cfg):
+    """Which parameters weight decay reaches: kernels only, or every parameter with
+    `optim.decay_all` (PyTorch's `weight_decay`, as the CheXpert notebook's `l2_reg`)."""
+    return None if optim_cfg.get("decay_all", False) else decay_mask
 
 
 @register_optimizer("rmsprop")
@@ -70,7 +76,8 @@ def make_optimizer(optim_cfg: ml_collections.ConfigDict,
     """Builds the optax transformation named by `optim_cfg.name` and its schedule.
 
     `sgd` and `adam` treat `weight_decay` as an L2 term added to the gradient (PyTorch's
-    convention); `adamw` decouples it. Either way biases and norm scales are not decayed.
+    convention); `adamw` decouples it. Either way biases and norm scales are not decayed
+    unless `optim.decay_all` is set.
     """
     name = optim_cfg.name
     build = OPTIMIZERS.get(name)
@@ -82,6 +89,6 @@ def make_optimizer(optim_cfg: ml_collections.ConfigDict,
     if clip > 0:
         parts.append(optax.clip_by_global_norm(clip))
     if weight_decay and name != "adamw":
-        parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+        parts.append(optax.add_decayed_weights(weight_decay, mask=_decayed(optim_cfg)))
     parts.append(core)
     return optax.chain(*parts), schedule

@@ -51,7 +51,7 @@ def train_step(state: TrainState, batch: dict, loss: Loss) -> tuple[TrainState, 
     def objective(params):
         logits, batch_stats = _apply(state, params, batch, train=True, rng=dropout_rng)
         total, weight = loss(logits, batch)
-        return total / jnp.maximum(weight, 1e-12), (logits, batch_stats, total, weight)
+        return loss.objective(total, weight), (logits, batch_stats, total, weight)
 
     grads, (logits, batch_stats, total, weight) = jax.grad(objective, has_aux=True)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
