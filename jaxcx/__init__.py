@@ -6,6 +6,7 @@ The entry points a user needs, importable from the top level (loaded on first us
     config = jaxcx.with_overrides(config, {"train.num_epochs": 5})
     result = jaxcx.train_and_evaluate(config, "runs/xor")        # train, validate, report
     record = jaxcx.evaluate("runs/xor")                          # the one test evaluation
+    print(jaxcx.compare_runs(["runs/a", "runs/b"]))              # finished runs side by side
 
 and the registries: `build_model`/`available_models`/`register_model`,
 `build_data`/`available_datasets`/`register_dataset`, `get_evaluator`/
@@ -24,6 +25,7 @@ _EXPORTS = {
     "evaluate": "jaxcx.run",
     "load_result": "jaxcx.run",
     "RunResult": "jaxcx.run",
+    "compare_runs": "jaxcx.studies.compare",
     "build_model": "jaxcx.models",
     "available_models": "jaxcx.models",
     "register_model": ("jaxcx.models", "register"),
