@@ -196,10 +196,9 @@ def search_signature(sweep_cfg: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def check_same_search(study: optuna.Study, signature: dict[str, Any], url: str) -> None:
     """Stores `signature` with a new study; refuses a study stored with another one."""
-    stored = study.user_attrs.get(SEARCH_ATTR)
-    if stored is None:
-        study.set_user_attr(SEARCH_ATTR, signature)
-        return
+    if SEARCH_ATTR not in study.user_attrs:
+        study.set_user_attr(SEARCH_ATTR, signature)  # of workers racing here, one write stays
+    stored = study.user_attrs[SEARCH_ATTR]
     if stored == signature:
         return
     differences = [f"{key}: stored {stored.get(key)!r}, now {signature[key]!r}"
@@ -223,7 +222,7 @@ def open_storage(config: ml_collections.ConfigDict,
     """The study's storage, with heartbeats every `sweep.heartbeat_seconds`: a running
     trial silent for twice as long is failed and queued again (`STALE_RETRIES` times)."""
     heartbeat = setting(config.sweep, "heartbeat_seconds")
-    if not isinstance(heartbeat, int) or heartbeat < 1:
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1:
         raise ConfigError(f"sweep.heartbeat_seconds must be a whole number of seconds >= 1, "
                           f"got {heartbeat!r}")
     url = storage_url(config, workdir)
@@ -363,7 +362,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir.mkdir(parents=True, exist_ok=True)
     sweep_cfg = config.sweep
     data = data or DataCache()
-    retry = StorageRetry(storage_url(config, workdir), setting(sweep_cfg, "storage_retry_seconds"))
+    retry_seconds = setting(sweep_cfg, "storage_retry_seconds")
+    if isinstance(retry_seconds, bool) or not isinstance(retry_seconds, (int, float)) \
+            or retry_seconds < 0:
+        raise ConfigError(f"sweep.storage_retry_seconds must be a number of seconds >= 0, got "
+                          f"{retry_seconds!r}")
+    retry = StorageRetry(storage_url(config, workdir), retry_seconds)
     storage = retry(lambda: open_storage(config, workdir))
     study = retry(lambda: open_study(config, workdir, storage))
     metric, worker = sweep_cfg.metric, worker_id()
@@ -408,6 +412,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
             except NonFiniteLossError as error:
                 print(f"sweep: trial {trial.number} failed: {error}", flush=True)
                 state = TrialState.FAIL
+            except SweepStorageError:
+                raise  # the trial goes stale, and a worker that reaches the storage retries it
             except Exception:
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise

@@ -17,12 +17,16 @@ from jaxcx.sweep import (StorageRetry, StudyMismatchError, SweepStorageError, Tr
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "pneumonia.py")
 
 
+# A sweep whose trials train a tiny CNN for one epoch on 80 generated phantoms.
+TINY_OVERRIDES = [
+    "data.phantom.num_images=80", "data.phantom.min_size=48", "data.phantom.max_size=64",
+    "sweep.space.image_size.choices=(16,)", "sweep.space.batch_size.choices=(16,)",
+    "sweep.space.feature_maps.choices=(4,)", "sweep.space.kernel_size.choices=(3,)"]
+
+
 def tiny_sweep_config(cache_dir, num_trials):
     return load_config(f"{CONFIG}:sweep,quick", [
-        f"data.cache_dir={cache_dir}", "data.phantom.num_images=80", "data.phantom.min_size=48",
-        "data.phantom.max_size=64", "sweep.space.image_size.choices=(16,)",
-        "sweep.space.batch_size.choices=(16,)", "sweep.space.feature_maps.choices=(4,)",
-        "sweep.space.kernel_size.choices=(3,)", f"sweep.num_trials={num_trials}"])
+        f"data.cache_dir={cache_dir}", *TINY_OVERRIDES, f"sweep.num_trials={num_trials}"])
 
 
 def test_suggest_and_changes_round_trip():
@@ -98,6 +102,20 @@ def test_changed_direction_is_refused(tmp_path):
     again = with_overrides(config, {"sweep.direction": "minimize"})
     with pytest.raises(StudyMismatchError, match="direction: stored 'maximize', now 'minimize'"):
         open_study(again, tmp_path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("storage", "not a url", "sweep.storage is not a SQLAlchemy URL"),
+    ("heartbeat_seconds", 0, "sweep.heartbeat_seconds must be a whole number"),
+    ("heartbeat_seconds", 2.5, "sweep.heartbeat_seconds must be a whole number"),
+    ("storage_retry_seconds", -1, "sweep.storage_retry_seconds must be a number"),
+])
+def test_bad_sweep_settings_are_config_errors(tmp_path, field, value, message):
+    config = tiny_sweep_config(tmp_path / "cache", 1)
+    with config.unlocked():
+        config.sweep[field] = value
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(config, tmp_path / "sweep")
 
 
 def _connection_error(sqlstate=None):

@@ -25,12 +25,9 @@ from jaxcx.data.registry import build_data
 from jaxcx.run import run_config
 from jaxcx.sweep import StudyMismatchError, SweepStorageError, open_study, run_sweep
 from postgres_server import PostgresServer, ServerUnavailable, free_port
-from test_sweep import CONFIG, tiny_sweep_config
+from test_sweep import CONFIG, TINY_OVERRIDES, tiny_sweep_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["data.phantom.num_images=80", "data.phantom.min_size=48", "data.phantom.max_size=64",
-        "sweep.space.image_size.choices=(16,)", "sweep.space.batch_size.choices=(16,)",
-        "sweep.space.feature_maps.choices=(4,)", "sweep.space.kernel_size.choices=(3,)"]
 # The pneumonia config with a short heartbeat, so that a dead worker's trial is failed
 # (and retried) 4 s after its last beat.
 CONFIG_FILE = f"""
@@ -75,7 +72,7 @@ def _start_server() -> PostgresServer:
 def postgres():
     server = _start_server()
     yield server
-    server.stop()
+    server.stop("immediate")  # its data is thrown away
     server.remove()
 
 
@@ -108,9 +105,9 @@ def wait_until(condition, timeout: float, what: str, procs=()):
 
 def start_worker(config_file: Path, url: str, workdir: Path, log: Path, num_trials: int,
                  extra=()) -> subprocess.Popen:
-    flags = [f"--config.{item}" for item in [*TINY, f"data.cache_dir={workdir.parent / 'cache'}",
-                                              f"sweep.num_trials={num_trials}",
-                                              f"sweep.storage={url}", *extra]]
+    flags = [f"--config.{item}" for item in [
+        *TINY_OVERRIDES, f"data.cache_dir={workdir.parent / 'cache'}",
+        f"sweep.num_trials={num_trials}", f"sweep.storage={url}", *extra]]
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.sweep", f"--config={config_file}:sweep,quick",
          *flags, f"--workdir={workdir}"],
