@@ -142,3 +142,21 @@ def test_overwrite_flag_replaces_a_run_of_another_config(tmp_path):
     assert [row["step"] for row in new_rows if "val/loss" in row] == [8]
     assert [row["step"] for row in new_rows] == [row["step"] for row in old_rows]
     assert new_rows != old_rows  # seed 1's training, not the first run's rows kept
+
+
+def test_compilation_cache_keeps_compiled_programs_for_the_next_process(tmp_path):
+    """`launch.enable_compilation_cache` (run by every entry point, `--xla_cache_dir`): a
+    second process finds the first one's compiled program on disk; '' turns it off."""
+    script = (
+        "import sys, jax, jax.numpy as jnp\n"
+        "from jaxcx import launch\n"
+        "assert launch.enable_compilation_cache('') is None\n"
+        "assert launch.enable_compilation_cache(sys.argv[1]).name == 'xla'\n"
+        "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
+        "print(float(jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).sum()))\n")
+    runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path / "xla")], cwd=REPO,
+                           capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-2000:]
+    entries = list((tmp_path / "xla").iterdir())
+    assert entries and runs[0].stdout == runs[1].stdout
+    assert list((tmp_path / "xla").iterdir()) == entries  # the second process added nothing
