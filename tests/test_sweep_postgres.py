@@ -29,14 +29,14 @@ from test_sweep import CONFIG, TINY_OVERRIDES, tiny_sweep_config
 
 REPO = Path(__file__).resolve().parents[1]
 # The pneumonia config with a short heartbeat, so that a dead worker's trial is failed
-# (and retried) 4 s after its last beat.
+# (and retried) 6 s after its last beat.
 CONFIG_FILE = f"""
 from jaxcx.config import import_config_file
 
 
 def get_config(arg=None):
     config = import_config_file({CONFIG!r}).get_config(arg)
-    config.sweep.heartbeat_seconds = 2
+    config.sweep.heartbeat_seconds = 3
     config.sweep.storage_retry_seconds = 300
     return config
 """
