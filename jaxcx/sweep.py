@@ -6,6 +6,8 @@
     num_trials           finished trials wanted in all; a rerun only adds the missing ones
     num_epochs           training epochs per trial (shorter than a full run, as the pneumonia notebook's)
     sampler              'random' (the pneumonia notebook's wandb sweep) or 'tpe'; `sampler_seed`
+                         seeds one sequence of draws (default storage), or with a shared
+                         `storage` the draw of trial N (`sampler_seed + N`)
     storage              SQLAlchemy URL; empty means SQLite `WORKDIR/sweep.db`. A shared
                          URL (e.g. `postgresql://user@host/db`) lets workers on several
                          machines work on one study.
@@ -370,6 +372,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     retry = StorageRetry(storage_url(config, workdir), retry_seconds)
     storage = retry(lambda: open_storage(config, workdir))
     study = retry(lambda: open_study(config, workdir, storage))
+    shared = bool(sweep_cfg.storage)
+    if not shared:  # one worker: one sequence of draws from `sampler_seed`
+        study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed)
     metric, worker = sweep_cfg.metric, worker_id()
     heartbeat_seconds = setting(sweep_cfg, "heartbeat_seconds")
 
@@ -379,7 +384,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
         if not within_budget(trials, trial.number, sweep_cfg.num_trials):
             retry(lambda: trial.set_user_attr("skipped", "the budget was met by earlier trials"))
             raise optuna.TrialPruned()
-        study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + trial.number)
+        if shared:  # workers on several machines: each trial its own seed, so that
+            # workers started together do not all draw the same points
+            study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + trial.number)
         params = retry(lambda: suggest(trial, sweep_cfg.space))
         trial_config = with_overrides(run_config(config), {
             **param_changes(sweep_cfg.space, params), "train.num_epochs": sweep_cfg.num_epochs,

@@ -157,3 +157,31 @@ def test_storage_retry_gives_up_with_the_url_and_what_to_check(monkeypatch, caps
 
     with pytest.raises(SweepStorageError, match="refused the connection"):
         StorageRetry("postgresql://db/x", seconds=60)(no_such_database)
+
+
+def _fake_training(config, run_dir, overwrite, data):
+    import types
+    return types.SimpleNamespace(val_metrics={"val/accuracy": config.optim.learning_rate})
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_trial_draws_one_seeded_sequence_or_per_trial_seeds_with_shared_storage(
+        tmp_path, monkeypatch, shared):
+    """On the default storage trial N gets the N-th draw of one `sampler_seed` sequence
+    (as one Optuna worker always drew, so a sweep run again draws the same points); on a
+    shared storage trial N gets the first draw seeded `sampler_seed + N`."""
+    monkeypatch.setattr("jaxcx.sweep.train_and_evaluate", _fake_training)
+    config = tiny_sweep_config(tmp_path / "cache", 3)
+    if shared:
+        config = with_overrides(config, {"sweep.storage": f"sqlite:///{tmp_path / 'shared.db'}"})
+    run_sweep(config, tmp_path / "sweep")
+    study = open_study(config, tmp_path / "sweep")
+    drawn = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+    seed, space = config.sweep.sampler_seed, config.sweep.space
+    if shared:
+        expected = [suggest(optuna.create_study(sampler=optuna.samplers.RandomSampler(
+            seed=seed + n)).ask(), space) for n in range(3)]
+    else:
+        reference = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        expected = [suggest(reference.ask(), space) for _ in range(3)]
+    assert drawn == expected
