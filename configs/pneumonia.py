@@ -84,6 +84,9 @@ def sweep_config():
     return {
         "metric": "val/accuracy", "direction": "maximize", "num_trials": 15, "num_epochs": 20,
         "sampler": "random", "sampler_seed": 0, "storage": "", "study_name": "",
+        # Workers on several machines: a trial silent for 2 heartbeats is retried; a worker
+        # that cannot reach the storage gives up after storage_retry_seconds.
+        "heartbeat_seconds": 60, "storage_retry_seconds": 300,
         "space": {
             "image_size": {"field": "data.image_size", "choices": (64, 224, 300, 512)},
             "batch_size": {"field": "train.batch_size", "choices": (8, 16, 32, 64)},
