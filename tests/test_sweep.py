@@ -107,7 +107,6 @@ def test_changed_direction_is_refused(tmp_path):
 @pytest.mark.parametrize("field, value, message", [
     ("storage", "not a url", "sweep.storage is not a SQLAlchemy URL"),
     ("heartbeat_seconds", 0, "sweep.heartbeat_seconds must be a whole number"),
-    ("heartbeat_seconds", 2.5, "sweep.heartbeat_seconds must be a whole number"),
     ("storage_retry_seconds", -1, "sweep.storage_retry_seconds must be a number"),
 ])
 def test_bad_sweep_settings_are_config_errors(tmp_path, field, value, message):
@@ -116,6 +115,11 @@ def test_bad_sweep_settings_are_config_errors(tmp_path, field, value, message):
         config.sweep[field] = value
     with pytest.raises(ConfigError, match=message):
         run_sweep(config, tmp_path / "sweep")
+
+
+def test_a_fractional_heartbeat_is_refused_on_the_command_line():
+    with pytest.raises(ConfigError, match="sweep.heartbeat_seconds"):
+        load_config(f"{CONFIG}:sweep", ["sweep.heartbeat_seconds=2.5"])
 
 
 def _connection_error(sqlstate=None):
