@@ -10,10 +10,7 @@ Finding` and `Support Devices`, leaving 12 binary labels (uncertain and blank co
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import gzip
-import io
 import logging
 import re
 import warnings
@@ -23,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from jaxcx.data.csv_table import open_table
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
 from jaxcx.data.imageio import decode_image
 
@@ -68,18 +66,6 @@ class ChexpertRow:
     @property
     def image_id(self) -> str:
         return f"patient{self.patient:05d}/study{self.study}/view{self.view}"
-
-
-def _decode_text(data: bytes, path: Path, encoding: str) -> str:
-    try:
-        return data.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: line {line} is not valid {encoding} (byte 0x{data[error.start]:02x} at "
-            f"offset {error.start}); if the file is Latin-1/Windows encoded, pass "
-            "encoding='latin-1' (or re-save it as UTF-8)"
-        ) from error
 
 
 def _parse_row(values: dict, line: int, where: str) -> ChexpertRow:
@@ -147,20 +133,7 @@ def read_chexpert_csv(
     skipped and listed under 'skip'.
     """
     csv_path = Path(csv_path)
-    try:
-        data = csv_path.read_bytes()
-        if csv_path.suffix == ".gz":
-            data = gzip.decompress(data)
-    except FileNotFoundError as error:
-        raise DataError(f"CheXpert CSV {csv_path} not found") from error
-    except (OSError, EOFError) as error:
-        raise DataError(f"CheXpert CSV {csv_path} is not a readable gzip file: {error}") from error
-    reader = csv.DictReader(io.StringIO(_decode_text(data, csv_path, encoding), newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"{csv_path}: missing column(s) {missing}; columns found: {header}")
-    reader.fieldnames = header
+    reader = open_table(csv_path, REQUIRED_COLUMNS, encoding=encoding, what="CheXpert CSV")
     log = BadInputLog(on_bad_input)
     rows = []
     for values in reader:

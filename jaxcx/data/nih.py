@@ -8,16 +8,14 @@ table lists all 112,120 images; a folder holding only some of them (the shared
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import gzip
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from jaxcx.data.chexpert import patient_split
+from jaxcx.data.csv_table import open_table
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
 
 NIH_FINDINGS = (
@@ -42,24 +40,6 @@ class NihRow:
     labels: tuple[int, ...]
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    try:
-        data = path.read_bytes()
-        if path.suffix == ".gz":
-            data = gzip.decompress(data)
-    except FileNotFoundError as error:
-        raise DataError(f"NIH label table {path} not found; pass data.csv (the "
-                        "Data_Entry_2017 CSV, gzipped or not)") from error
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path} is not a readable gzip file: {error}") from error
-    try:
-        return data.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line} is not valid {encoding}; set data.encoding "
-                        "(e.g. 'latin-1') or re-save the file as UTF-8") from error
-
-
 def parse_findings(text: str) -> tuple[int, ...]:
     """0/1 per finding of `NIH_FINDINGS` from a `Finding Labels` cell."""
     names = [name.strip() for name in text.split("|")]
@@ -77,12 +57,8 @@ def read_nih_entries(csv_path: str | Path, *, encoding: str = "utf-8",
     """Every row of the label table; a bad row (unknown finding, patient id that is no
     number, empty image name) raises naming its line, or is skipped and listed."""
     csv_path = Path(csv_path)
-    reader = csv.DictReader(io.StringIO(_read_text(csv_path, encoding), newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
-    missing = [column for column in REQUIRED_COLUMNS if column not in header]
-    if missing:
-        raise DataError(f"{csv_path}: missing column(s) {missing}; columns found: {header}")
-    reader.fieldnames = header
+    reader = open_table(csv_path, REQUIRED_COLUMNS, encoding=encoding,
+                        what="NIH label table (data.csv)")
     log = BadInputLog(on_bad_input)
     rows = []
     for values in reader:
