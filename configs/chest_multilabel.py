@@ -8,8 +8,9 @@ field at a time.
     --config=configs/chest_multilabel.py:nih,resnet18,oversample,positive_weights
 
 Data (`data.name`): `chexpert` (a CheXpert CSV, cleaned as the notebook: frontal AP/PA
-views of the first 4 studies, 12 labels, `uncertain` policy, patient split) or
-`nih_chestxray14` (the Data_Entry_2017 table, 14 findings, official split lists).
+views of the first 4 studies, 12 labels, `uncertain` policy, patient split),
+`nih_chestxray14` (the Data_Entry_2017 table, 14 findings, official split lists) or
+`multilabel_csv` (variant `labelled_csv`: your images with one 0/1 column per label).
 Models: `densenet` (121/169/201), `resnet` (18/34/50, 1 channel, optional spatial
 dropout), `chest_cnn`. Loss: sigmoid BCE with optional per-label positive weights and
 `sum` or `mean` reduction; Adam with coupled L2 (`optim.weight_decay`, PyTorch's
@@ -47,6 +48,14 @@ def _nih(config):
     config.model.num_classes = 14
     config.train.num_epochs = 15
     config.train.batch_size = 32
+
+
+def _labelled_csv(config):
+    """Your own images with one 0/1 column per label: set data.csv and data.label_columns
+    (and model.num_classes to their count)."""
+    config.data = {"name": "multilabel_csv", "csv": "", "root": "", "path_column": "path",
+                   "label_columns": (), "group_column": "", "uncertain": "zeros",
+                   "val_fraction": 0.2, "test_fraction": 0.2, **IMAGE_FIELDS}
 
 
 def _densenet121(config):
@@ -90,7 +99,7 @@ def _l2(config):
     config.optim.decay_all = True
 
 
-VARIANTS = {"nih": _nih, "densenet121": _densenet121, "resnet18": _resnet(18),
+VARIANTS = {"nih": _nih, "labelled_csv": _labelled_csv, "densenet121": _densenet121, "resnet18": _resnet(18),
             "resnet34": _resnet(34), "resnet50": _resnet(50), "chest_cnn": _chest_cnn,
             "competition": _competition, "oversample": _oversample,
             "positive_weights": _positive_weights, "augment": _augment, "l2": _l2}

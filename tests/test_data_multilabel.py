@@ -152,3 +152,53 @@ def test_generated_chexpert_bundle_is_split_by_patient(tmp_path):
     assert (data.train.label_masks == 0).any()  # uncertain labels are masked out
     again = build_data(with_overrides(config, {"data.uncertain": "ones"}).data, 0)
     assert again.train.labels.sum() > data.train.labels.sum()
+
+
+def _labelled_folder(root, rows, encoding="utf-8"):
+    root.mkdir(parents=True)
+    for name, *_ in rows:
+        if name and not name.startswith("missing"):
+            Image.fromarray(np.full((20, 20), len(name), np.uint8)).save(root / name)
+    lines = ["path,Edema,Effusion,patient"] + [",".join(r) for r in rows]
+    (root / "labels.csv").write_bytes("\n".join(lines).encode(encoding))
+    return root / "labels.csv"
+
+
+def test_multilabel_csv_reads_label_columns_groups_and_encoding(tmp_path):
+    rows = [(f"x{k}_é.png", "1" if k % 3 == 0 else "", "-1" if k == 4 else "0", f"p{k // 2}")
+            for k in range(20)]
+    csv_path = _labelled_folder(tmp_path / "mine", rows, encoding="cp1252")
+    changes = [f"data.csv={csv_path}", "data.label_columns=('Edema','Effusion')",
+               "data.group_column=patient", "data.image_size=8", "data.uncertain=ignore",
+               f"data.cache_dir={tmp_path / 'cache'}"]
+    with pytest.raises(DataError, match="data.encoding"):
+        build_data(run_config(load_config(f"{CONFIG}:labelled_csv", changes)).data, 0)
+    config = run_config(load_config(f"{CONFIG}:labelled_csv", [*changes, "data.encoding=cp1252"]))
+    data = build_data(config.data, 0)
+    assert data.class_names == ("Edema", "Effusion") and data.multilabel
+    sources = (data.train, data.val, data.test)
+    assert sum(len(s) for s in sources) == 20
+    groups = [{i.split("_")[0][1:] for i in s.ids} for s in sources]
+    by_patient = [{int(k) // 2 for k in g} for g in groups]
+    assert not (by_patient[0] & by_patient[1] or by_patient[0] & by_patient[2]
+                or by_patient[1] & by_patient[2])  # both images of a patient stay together
+    every = {i: (l.tolist(), m.tolist()) for s in sources
+             for i, l, m in zip(s.ids, s.labels, s.label_masks)}
+    assert every["x3_é.png"] == ([1.0, 0.0], [1.0, 1.0])
+    assert every["x4_é.png"] == ([0.0, 0.0], [1.0, 0.0])  # uncertain Effusion masked out
+
+
+def test_multilabel_csv_lists_every_bad_row(tmp_path):
+    rows = [("a.png", "1", "0", "p1"), ("missing.png", "0", "0", "p2"),
+            ("b.png", "maybe", "0", "p3"), ("a.png", "0", "1", "p4"), ("c.png", "1", "0", "")]
+    csv_path = _labelled_folder(tmp_path / "mine", rows)
+    config = run_config(load_config(f"{CONFIG}:labelled_csv", [
+        f"data.csv={csv_path}", "data.label_columns=('Edema','Effusion')",
+        "data.group_column=patient"]))
+    with pytest.raises(DataError) as error:
+        build_data(config.data, 0)
+    message = str(error.value)
+    assert "4 bad row(s) of 5" in message
+    for line, reason in ((3, "no such image"), (4, "unreadable label value(s) Edema='maybe'"),
+                         (5, "listed again (first at line 2)"), (6, "empty 'patient'")):
+        assert f"line {line}: " in message and reason in message

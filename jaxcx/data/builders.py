@@ -31,7 +31,7 @@ from jaxcx.data.idx import MNIST_FILES, MNIST_MD5, load_mnist
 from jaxcx.data.imageio import decode_image
 from jaxcx.data.registry import DataBundle, register_dataset
 from jaxcx.data.resplit import MIN_PER_CLASS, check_class_counts, pneumonia_resplit
-from jaxcx.data.label_csv import read_label_csv, split_by_class
+from jaxcx.data.label_csv import read_label_csv, read_multilabel_csv, split_by_class
 from jaxcx.data.npz import NPZ_SPLITS, NpzSource
 from jaxcx.data.synthetic import (write_chexpert_like, write_medmnist_like,
                                   write_mnist_like_idx, write_phantom_chest_xrays)
@@ -360,6 +360,34 @@ def chexpert(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
         splits[split] = LabelledImages([str(root / row.path) for row in split_rows],
                                        [row.image_id for row in split_rows], labels, masks)
     chexpert_lib.check_balance(splits["train"].labels, splits["val"].labels, label_names)
+    return multilabel_images_bundle(data_cfg, splits, label_names, log,
+                                    f"data.csv {csv_path}", data_cfg.split_seed)
+
+
+@register_dataset("multilabel_csv")
+def multilabel_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """Your images with one 0/1 column per label in a CSV (`data.csv`, `data.path_column`,
+    `data.label_columns`, read with `data.encoding`; paths relative to `data.root`,
+    default the CSV's folder). Blank is negative, -1 uncertain (`data.uncertain`). Split
+    by `data.group_column` (e.g. a patient id: no group in two splits) or by row:
+    `test_fraction`, then `val_fraction`, by `data.split_seed`."""
+    del seed  # the split has its own seed
+    csv_path = Path(data_cfg.csv).expanduser()
+    label_names = tuple(data_cfg.label_columns)
+    rows, log = read_multilabel_csv(
+        csv_path, path_column=data_cfg.path_column, label_columns=label_names,
+        group_column=data_cfg.group_column, image_root=data_cfg.root or None,
+        encoding=data_cfg.encoding, on_bad_input=data_cfg.on_bad_input)
+    rest, test = chexpert_lib.patient_split(rows, data_cfg.test_fraction, data_cfg.split_seed)
+    train, val = chexpert_lib.patient_split(
+        rest, data_cfg.val_fraction / (1 - data_cfg.test_fraction), data_cfg.split_seed + 1)
+    splits = {}
+    for split, split_rows in (("train", train), ("val", val), ("test", test)):
+        raw = np.asarray([row.raw for row in split_rows], np.float32).reshape(
+            len(split_rows), len(label_names))
+        labels, masks = chexpert_lib.apply_uncertain_policy(raw, data_cfg.uncertain)
+        splits[split] = LabelledImages([row.path for row in split_rows],
+                                       [Path(row.path).name for row in split_rows], labels, masks)
     return multilabel_images_bundle(data_cfg, splits, label_names, log,
                                     f"data.csv {csv_path}", data_cfg.split_seed)
 

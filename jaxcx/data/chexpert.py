@@ -200,21 +200,28 @@ def label_arrays(
     """Binary labels and masks, float32 [N, L]: positive 1, negative and blank 0;
     uncertain (-1) becomes 0 ('zeros', as the CheXpert notebook does), 1 ('ones') or
     masked out ('ignore')."""
-    if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     unknown = [name for name in label_names if name not in CHEXPERT_FINDINGS]
     if unknown:
         raise ValueError(f"unknown CheXpert labels {unknown}; valid: {CHEXPERT_FINDINGS}")
     columns = [CHEXPERT_FINDINGS.index(name) for name in label_names]
     raw = np.asarray([[row.findings[c] for c in columns] for row in rows], np.float32)
-    raw = raw.reshape(len(rows), len(columns))
-    is_uncertain = raw == -1
+    return apply_uncertain_policy(raw.reshape(len(rows), len(columns)), uncertain)
+
+
+def apply_uncertain_policy(raw: np.ndarray, policy: UncertainPolicy
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """float32 labels and masks [N, L] from values 1 (positive), 0 or nan (negative, not
+    mentioned) and -1 (uncertain): uncertain becomes 0 ('zeros'), 1 ('ones') or is
+    masked out ('ignore')."""
+    if policy not in UNCERTAIN_POLICIES:
+        raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {policy!r}")
+    raw = np.asarray(raw, np.float32)
     labels = (raw == 1).astype(np.float32)
-    if uncertain == "ones":
-        labels[is_uncertain] = 1.0
+    if policy == "ones":
+        labels[raw == -1] = 1.0
     mask = np.ones_like(labels)
-    if uncertain == "ignore":
-        mask[is_uncertain] = 0.0
+    if policy == "ignore":
+        mask[raw == -1] = 0.0
     return labels, mask
 
 

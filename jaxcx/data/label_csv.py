@@ -1,5 +1,6 @@
 """Images listed in a label CSV: a file-name (or path) column and a class column, as in
-a folder with a `metadata.csv` beside its images.
+a folder with a `metadata.csv` beside its images, or one 0/1 column per label
+(multi-label).
 
 Every row is checked before anything is returned: a missing image, an empty or unknown
 label or a duplicated file is a bad row; under `on_bad_input='raise'` one DataError lists
@@ -10,11 +11,13 @@ another encoding (latin-1, cp1252, ...) is read with `encoding=`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jaxcx.data.csv_table import open_table
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
 
 LabelledFile = tuple[str, int]
@@ -76,16 +79,22 @@ def read_label_csv(csv_path: str | Path, *, path_column: str, label_column: str,
         else:
             seen[name] = line
             files.append((str(root / name), index_of[label]))
+    return files, names, _bad_rows(csv_path, problems, len(rows), on_bad_input)
+
+
+def _bad_rows(csv_path: Path, problems: Sequence[tuple[str, str]], total: int,
+              on_bad_input: OnBadInput) -> BadInputLog:
+    """Under 'raise', one DataError listing every bad row; else the log listing them."""
     log = BadInputLog(on_bad_input)
     if problems and on_bad_input == "raise":
         shown = "\n".join(f"  {where}: {reason}" for where, reason in problems[:ROWS_SHOWN])
         more = f"\n  ... and {len(problems) - ROWS_SHOWN} more" if len(problems) > ROWS_SHOWN else ""
-        raise DataError(f"{csv_path}: {len(problems)} bad row(s) of {len(rows)}:\n{shown}{more}\n"
+        raise DataError(f"{csv_path}: {len(problems)} bad row(s) of {total}:\n{shown}{more}\n"
                         "Fix them, or set data.on_bad_input=skip to leave them out (listed in "
                         "bad_inputs.json)")
     for where, reason in problems:
         log.report(where, reason)
-    return files, names, log
+    return log
 
 
 def split_by_class(files: Sequence[LabelledFile], val_fraction: float, test_fraction: float,
@@ -105,3 +114,69 @@ def split_by_class(files: Sequence[LabelledFile], val_fraction: float, test_frac
         chosen["val"] += members[n_test:n_test + n_val].tolist()
         chosen["train"] += members[n_test + n_val:].tolist()
     return {split: [files[i] for i in sorted(indices)] for split, indices in chosen.items()}
+
+
+MULTILABEL_VALUES = {"1": 1.0, "1.0": 1.0, "true": 1.0, "yes": 1.0,
+                     "0": 0.0, "0.0": 0.0, "false": 0.0, "no": 0.0, "": 0.0,
+                     "-1": -1.0, "-1.0": -1.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class MultilabelRow:
+    """One good row of a multi-label CSV; `patient` is the index of its group (the
+    `group_column` value, or the row itself) for group-level splits."""
+
+    path: str
+    raw: tuple[float, ...]   # 1 positive, 0 negative or blank, -1 uncertain
+    patient: int
+
+
+def read_multilabel_csv(csv_path: str | Path, *, path_column: str,
+                        label_columns: Sequence[str], group_column: str = "",
+                        image_root: str | Path | None = None, encoding: str = "utf-8",
+                        on_bad_input: OnBadInput = "raise"
+                        ) -> tuple[list[MultilabelRow], BadInputLog]:
+    """The good rows of an images + label-columns CSV and the log of bad ones.
+
+    Each label column holds 1/0 (also 1.0, true/false, yes/no), blank (not mentioned: 0)
+    or -1 (uncertain: `jaxcx.data.chexpert.apply_uncertain_policy`). A missing image, an unreadable value, an
+    empty group or a file listed twice is a bad row: one DataError lists them all under
+    'raise', 'skip' lists them in the log.
+    """
+    csv_path = Path(csv_path)
+    root = Path(image_root) if image_root else csv_path.parent
+    required = [path_column, *label_columns, *([group_column] if group_column else [])]
+    if not label_columns:
+        raise DataError("data.label_columns is empty: name the CSV's label columns")
+    reader = open_table(csv_path, required, encoding=encoding, what="label CSV")
+    problems: list[tuple[str, str]] = []
+    rows: list[MultilabelRow] = []
+    seen: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    total = 0
+    for values in reader:
+        total += 1
+        where = f"{csv_path}:line {reader.line_num}"
+        name = (values.get(path_column) or "").strip()
+        cells = {column: (values.get(column) or "").strip().lower() for column in label_columns}
+        unreadable = [f"{column}={cell!r}" for column, cell in cells.items()
+                      if cell not in MULTILABEL_VALUES]
+        group = (values.get(group_column) or "").strip() if group_column else f"row{total}"
+        if not name:
+            problems.append((where, f"empty {path_column!r}"))
+        elif unreadable:
+            problems.append((where, f"{name}: unreadable label value(s) {', '.join(unreadable)} "
+                                    "(use 1, 0, blank or -1)"))
+        elif not group:
+            problems.append((where, f"{name}: empty {group_column!r}"))
+        elif not (root / name).is_file():
+            problems.append((where, f"{name}: no such image under {root}"))
+        elif name in seen:
+            problems.append((where, f"{name}: listed again (first at line {seen[name]})"))
+        else:
+            seen[name] = reader.line_num
+            rows.append(MultilabelRow(str(root / name),
+                                      tuple(MULTILABEL_VALUES[cells[c]] for c in label_columns),
+                                      groups.setdefault(group, len(groups))))
+    return rows, _bad_rows(csv_path, problems, total, on_bad_input)
+
