@@ -6,8 +6,9 @@
     num_trials           finished trials wanted in all; a rerun only adds the missing ones
     num_epochs           training epochs per trial (shorter than a full run, as the pneumonia notebook's)
     sampler              'random' (the pneumonia notebook's wandb sweep) or 'tpe'; `sampler_seed`
-                         seeds one sequence of draws (default storage), or with a shared
-                         `storage` the draw of trial N (`sampler_seed + N`)
+                         (+ the trials already there) seeds one sequence of draws
+                         (default storage), or with a shared `storage` the draw of
+                         trial N (`sampler_seed + N`)
     storage              SQLAlchemy URL; empty means SQLite `WORKDIR/sweep.db`. A shared
                          URL (e.g. `postgresql://user@host/db`) lets workers on several
                          machines work on one study.
@@ -373,8 +374,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     storage = retry(lambda: open_storage(config, workdir))
     study = retry(lambda: open_study(config, workdir, storage))
     shared = bool(sweep_cfg.storage)
-    if not shared:  # one worker: one sequence of draws from `sampler_seed`
-        study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed)
+    if not shared:  # one worker: one sequence of draws, from `sampler_seed` plus the
+        # trials already there (a resumed sweep does not draw its first points again)
+        begun = len(retry(lambda: study.get_trials(deepcopy=False)))
+        study.sampler = _sampler(sweep_cfg, sweep_cfg.sampler_seed + begun)
     metric, worker = sweep_cfg.metric, worker_id()
     heartbeat_seconds = setting(sweep_cfg, "heartbeat_seconds")
 

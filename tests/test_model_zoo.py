@@ -76,7 +76,8 @@ def test_resnet_spatial_dropout_drops_whole_feature_maps():
      "stem_width": 8, "dropout_rate": 0.2},
     {"name": "resnet", "num_classes": 5, "depth": 50, "stages": (1, 1), "stage_widths": (4, 8),
      "stem_width": 8},
-    {"name": "chest_cnn", "num_classes": 5, "conv_features": (4, 8), "hidden_features": 16},
+    {"name": "chest_cnn", "num_classes": 5, "conv_features": (4, 8), "hidden_features": 16,
+     "dropout_rate": 0.0},
 ], ids=["densenet", "resnet_basic", "resnet_bottleneck", "chest_cnn"])
 def test_tiny_variants_fit_a_batch(config):
     """A few Adam steps on one batch lower the multi-label BCE (BatchNorm in train mode)."""

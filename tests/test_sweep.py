@@ -171,9 +171,10 @@ def _fake_training(config, run_dir, overwrite, data):
 @pytest.mark.parametrize("shared", [False, True])
 def test_trial_draws_one_seeded_sequence_or_per_trial_seeds_with_shared_storage(
         tmp_path, monkeypatch, shared):
-    """On the default storage trial N gets the N-th draw of one `sampler_seed` sequence
-    (as one Optuna worker always drew, so a sweep run again draws the same points); on a
-    shared storage trial N gets the first draw seeded `sampler_seed + N`."""
+    """On the default storage trial N of a new sweep gets the N-th draw of one
+    `sampler_seed` sequence (as before workers took trials themselves, so a sweep run
+    again draws the same points); on a shared storage trial N gets the first draw seeded
+    `sampler_seed + N`."""
     monkeypatch.setattr("jaxcx.sweep.train_and_evaluate", _fake_training)
     config = tiny_sweep_config(tmp_path / "cache", 3)
     if shared:
