@@ -137,7 +137,8 @@ def write_report(config: ConfigDict, workdir: Path, result: ChestStudyResult,
     test_auc = {name: row["roc_auc"] for name, row in point["per_label"].items()}
     test_mean, test_kept = mean_auc(test_auc, counts["test"], min_positives)
     plot_dir = workdir / "plots"
-    figures = progression_figures(selected, label_names, plot_dir, config.name)
+    figures = progression_figures(selected, label_names, plot_dir,
+                                  f"{config.name}, {selected.key}")
     figures += [(selected.result.workdir / "test" / name, caption) for name, caption in (
         ("test_roc_grid.png", "test ROC curve of each label, selected run"),
         ("test_pr_grid.png", "test precision-recall curve of each label, selected run"))
