@@ -187,7 +187,12 @@ def write_report(config: ConfigDict, workdir: Path, result: ChestStudyResult,
         lines += [f"![{caption}]({link})", "", f"Figure {number}: {caption}.", ""]
     lines += ["## Reproduce", "",
               *[f"- `{run.key}`: `{run.command}`" for runs in result.runs.values() for run in runs],
-              "", f"Wall time of the study: {result.seconds / 60:.1f} min.", ""]
+              "", "Training time of each run (its last training call; a resumed run counts "
+              "only the part after the restart): " + ", ".join(
+                  f"{run.key} {run.result.train_seconds / 60:.1f} min"
+                  for runs in result.runs.values() for run in runs)
+              + f". Wall time of the study's own process(es), as timed in `timing.json`: "
+              f"{result.seconds / 60:.1f} min.", ""]
     path = workdir / "report.md"
     path.write_text("\n".join(lines))
     return path
