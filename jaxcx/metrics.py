@@ -217,7 +217,8 @@ def summarize_multilabel_counts(counts, names: Names = None) -> dict[str, float]
     """Per-label and averaged rates from (accumulated) `multilabel_counts`.
 
     Keys: `precision/NAME`, `recall/NAME`, `f1/NAME`, `accuracy/NAME`, `specificity/NAME`,
-    `positives/NAME` (true positives present), `predicted_positives/NAME`, and micro and
+    `positives/NAME` (true positives present), `predicted_positives/NAME`, `tp/NAME`
+    (true positives found), and micro and
     macro averages `micro/precision`, `macro/recall`, ... .
     """
     tp, fp, tn, fn = (np.asarray(counts[k], np.int64) for k in ("tp", "fp", "tn", "fn"))
@@ -231,6 +232,7 @@ def summarize_multilabel_counts(counts, names: Names = None) -> dict[str, float]
         out[f"macro/{key}"] = float(values.mean())
     out.update({f"positives/{n}": float(v) for n, v in zip(names, tp + fn)})
     out.update({f"predicted_positives/{n}": float(v) for n, v in zip(names, tp + fp)})
+    out.update({f"tp/{n}": float(v) for n, v in zip(names, tp)})
     return out
 
 

@@ -28,8 +28,9 @@ class MultilabelEvaluator(Evaluator):
     'recall': the highest threshold whose validation recall reaches `eval.target_recall`;
     a label with one class present in validation keeps 0.5); and, when
     `eval.label_thresholds` names labels ((label, threshold) pairs or a mapping), those
-    thresholds with 0.5 for the others (the CheXpert notebook's target thresholds). `eval.include_targets`
-    limits the per-label tables and figures to the named labels (metrics cover all)."""
+    thresholds with 0.5 for the others (the CheXpert notebook's target thresholds).
+    `eval.include_targets` limits the per-label tables and figures to the named labels
+    (metrics cover all)."""
 
     def operating_points(self, val: Outputs) -> dict[str, Any]:
         names = list(val.class_names)
@@ -64,13 +65,10 @@ class MultilabelEvaluator(Evaluator):
         for name, thresholds in operating["thresholds"].items():
             report = metrics_lib.multilabel_report(probs, labels, np.asarray(thresholds), mask,
                                                    names)
-            kept = np.ones(labels.shape, bool) if mask is None else np.asarray(mask) > 0
-            tp = ((probs >= np.asarray(thresholds)) & (labels > 0.5) & kept).sum(axis=0)
             point = {"thresholds": list(thresholds),
                      **{key: report[key] for key in SUMMARY_KEYS},
-                     "per_label": {label: {"tp": int(hits), **{
-                         key: report[f"{key}/{label}"] for key in LABEL_KEYS if key != "tp"}}
-                         for label, hits in zip(names, tp)}}
+                     "per_label": {label: {key: report[f"{key}/{label}"] for key in LABEL_KEYS}
+                                   for label in names}}
             if intervals:
                 point["ci95"] = self._intervals(probs, labels, mask, np.asarray(thresholds))
             points[name] = point

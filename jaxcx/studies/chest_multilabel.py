@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxcx import plots, tracking
+from jaxcx import plots
 from jaxcx.config import ConfigDict, with_overrides
 from jaxcx.data.registry import DataBundle, DataCache
 from jaxcx.models import build_model, summary
