@@ -350,12 +350,11 @@ def chexpert(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     rows = chexpert_lib.clean_rows(rows, frontal_only=True, max_studies=data_cfg.max_studies or None)
     if data_cfg.subset_size:
         rows = chexpert_lib.random_subset(rows, data_cfg.subset_size, data_cfg.split_seed)
-    rest, test = chexpert_lib.patient_split(rows, data_cfg.test_fraction, data_cfg.split_seed)
-    train, val = chexpert_lib.patient_split(
-        rest, data_cfg.val_fraction / (1 - data_cfg.test_fraction), data_cfg.split_seed + 1)
+    parts = chexpert_lib.patient_splits(rows, data_cfg.val_fraction, data_cfg.test_fraction,
+                                        data_cfg.split_seed)
     label_names = tuple(data_cfg.labels) or chexpert_lib.CHEXPERT_NOTEBOOK_LABELS
     splits = {}
-    for split, split_rows in (("train", train), ("val", val), ("test", test)):
+    for split, split_rows in parts.items():
         labels, masks = chexpert_lib.label_arrays(split_rows, label_names, data_cfg.uncertain)
         splits[split] = LabelledImages([str(root / row.path) for row in split_rows],
                                        [row.image_id for row in split_rows], labels, masks)
@@ -378,11 +377,10 @@ def multilabel_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle
         csv_path, path_column=data_cfg.path_column, label_columns=label_names,
         group_column=data_cfg.group_column, image_root=data_cfg.root or None,
         encoding=data_cfg.encoding, on_bad_input=data_cfg.on_bad_input)
-    rest, test = chexpert_lib.patient_split(rows, data_cfg.test_fraction, data_cfg.split_seed)
-    train, val = chexpert_lib.patient_split(
-        rest, data_cfg.val_fraction / (1 - data_cfg.test_fraction), data_cfg.split_seed + 1)
+    parts = chexpert_lib.patient_splits(rows, data_cfg.val_fraction, data_cfg.test_fraction,
+                                        data_cfg.split_seed)
     splits = {}
-    for split, split_rows in (("train", train), ("val", val), ("test", test)):
+    for split, split_rows in parts.items():
         raw = np.asarray([row.raw for row in split_rows], np.float32).reshape(
             len(split_rows), len(label_names))
         labels, masks = chexpert_lib.apply_uncertain_policy(raw, data_cfg.uncertain)

@@ -254,6 +254,18 @@ def patient_split(
     return train, val
 
 
+def patient_splits(rows: Sequence, val_fraction: float, test_fraction: float,
+                   seed: int) -> dict[str, list]:
+    """{'train', 'val', 'test'} by patient (rows with a `patient` attribute): about
+    `test_fraction` of the rows to test, then `val_fraction` of all rows to val."""
+    if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1):
+        raise DataError(f"data.val_fraction {val_fraction} + data.test_fraction "
+                        f"{test_fraction} must be in [0, 1)")
+    rest, test = patient_split(rows, test_fraction, seed)
+    train, val = patient_split(rest, val_fraction / (1 - test_fraction), seed + 1)
+    return {"train": train, "val": val, "test": test}
+
+
 def check_balance(
     train_labels: np.ndarray,
     val_labels: np.ndarray,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcx.data.chexpert import patient_split
+from jaxcx.data.chexpert import patient_splits
 from jaxcx.data.csv_table import open_table
 from jaxcx.data.errors import BadInputLog, DataError, OnBadInput
 
@@ -130,9 +130,7 @@ def split_rows(rows: Sequence[NihRow], split: str, *, lists_dir: Path | None = N
                 log.ignore(row.image, "in none of the split lists")
         return out
     if split == "patient":
-        rest, test = patient_split(rows, test_fraction, seed)
-        train, val = patient_split(rest, val_fraction / max(1e-9, 1 - test_fraction), seed + 1)
-        return {"train": train, "val": val, "test": test}
+        return patient_splits(rows, val_fraction, test_fraction, seed)
     raise DataError(f"data.split must be one of {NIH_SPLITS}, got {split!r}")
 
 
