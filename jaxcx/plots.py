@@ -255,7 +255,7 @@ def image_grid(images, titles: Sequence[str] | None, path: PathLike, title: str,
 
 def scatter_jittered_labels(probs, labels, path: PathLike, title: str,
                             class_names: Sequence[str] = ("0", "1"), threshold: float = 0.5,
-                            jitter: float = 0.3, seed: int = 0) -> Path:
+                            jitter: float = 0.25, seed: int = 0) -> Path:
     """Predicted positive probability against the true label jittered horizontally
     (uniform ±`jitter`, deterministic in `seed`), with the decision threshold drawn."""
     scores = positive_scores(probs)
@@ -271,4 +271,19 @@ def scatter_jittered_labels(probs, labels, path: PathLike, title: str,
     ax.set(xlabel="true label (jittered)", ylabel="predicted probability of class 1",
            ylim=(-0.02, 1.02), title="predictions by true label")
     ax.legend(loc="center")
+    return save_figure(fig, path, title)
+
+
+def history_curves(history: Mapping[str, Sequence[float]], path: PathLike, title: str) -> Path:
+    """The COVID notebook's history plots from a Keras-style history (`accuracy`,
+    `val_accuracy`, `loss`, `val_loss` per epoch): training as red dots, validation as a
+    blue line, accuracy left and loss right."""
+    fig = new_figure(10, 4)
+    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
+        epochs = range(1, len(history[metric]) + 1)
+        ax.plot(epochs, history[metric], "ro", markersize=3, label=f"Training {metric}")
+        ax.plot(epochs, history[f"val_{metric}"], "b", label=f"Validation {metric}")
+        ax.set(xlabel="epoch", ylabel=metric, title=f"Training and validation {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend()
     return save_figure(fig, path, title)

@@ -37,6 +37,7 @@ RESULT_FILE = "result.json"
 VAL_OUTPUTS_FILE = "val_outputs.npz"
 TEST_DIR = "test"
 TEST_FILE = "test_metrics.json"
+TEST_OUTPUTS_FILE = "test_outputs.npz"
 REPORT_FILE = "report.md"
 LAUNCH_FILE = "launch.json"
 THRESHOLD_RULES = ("youden", "f1", "recall")
@@ -268,6 +269,9 @@ def evaluate(workdir: str | Path, *, force: bool = False, data: DataSource = Non
     evaluator = evaluator_for(config, result.val)
     record = evaluator.metrics(test, evaluator.operating_points(result.val), intervals=True)
     out_dir = workdir / TEST_DIR
+    if jax.process_index() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        test.save(out_dir / TEST_OUTPUTS_FILE)
     figures = evaluator.figures(test, record, out_dir, config.name, "test",
                                 image_of=image_lookup(bundle.test, bundle.input_shape)
                                 if single else None)
@@ -281,6 +285,27 @@ def evaluate(workdir: str | Path, *, force: bool = False, data: DataSource = Non
         _write_json(record_path, record)
         write_report(workdir)
     return record
+
+
+def split_outputs(workdir: str | Path, split: str, *,
+                  data: DataSource = None) -> tuple[Outputs, float]:
+    """The best checkpoint of a finished run, restored from its folder, on the 'train' or
+    'val' split (evaluation transforms: no augmentation): its outputs and mean loss. The
+    test split is `evaluate`'s alone."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}; the test split is "
+                         "scored once, by evaluate()")
+    workdir = Path(workdir)
+    result = load_result(workdir)
+    if result is None:
+        raise WorkdirError(f"{workdir} holds no finished run ({RESULT_FILE} missing)")
+    import_registrations(workdir, result.config)
+    bundle = _data(result.config, data)
+    source = getattr(bundle, split)
+    source = getattr(source, "source", source)  # the distinct images of an oversampled split
+    scored, _ = evaluate_best(result.config, workdir, bundle, source, split,
+                              keep_ids=jax.process_count() == 1)
+    return _outputs(scored, bundle), float(scored.metrics[f"{split}/loss"])
 
 
 def write_report(workdir: str | Path) -> Path:

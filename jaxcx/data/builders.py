@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxcx import tracking
 from jaxcx.data import chexpert as chexpert_lib
+from jaxcx.data import covid as covid_lib
 from jaxcx.data import nih as nih_lib
 from jaxcx.data import sampling
 from jaxcx.data import transforms as T
@@ -33,8 +34,9 @@ from jaxcx.data.registry import DataBundle, register_dataset
 from jaxcx.data.resplit import MIN_PER_CLASS, check_class_counts, pneumonia_resplit
 from jaxcx.data.label_csv import read_label_csv, read_multilabel_csv, split_by_class
 from jaxcx.data.npz import NPZ_SPLITS, NpzSource
-from jaxcx.data.synthetic import (write_chexpert_like, write_medmnist_like,
-                                  write_mnist_like_idx, write_phantom_chest_xrays)
+from jaxcx.data.synthetic import (write_chexpert_like, write_covid_radiography_like,
+                                  write_medmnist_like, write_mnist_like_idx,
+                                  write_phantom_chest_xrays)
 from jaxcx.data.xor import XorSource
 
 LabelledFile = tuple[str, int]
@@ -74,9 +76,13 @@ class ArraySource:
         return record
 
 
-def _preprocess_one(path: str, image_size: int, channels: int, resize_mode: str) -> np.ndarray:
-    image = T.resize_image(T.convert_channels(decode_image(path), channels), image_size,
-                           resize_mode)
+def _preprocess_one(path: str, image_size: int, channels: int, resize_mode: str,
+                    common_source: tuple[int, int] | None) -> np.ndarray:
+    image = T.convert_channels(decode_image(path), channels)
+    if common_source is not None:
+        image = T.common_source_resolution(
+            image, *common_source, is_jpeg=Path(path).suffix.lower() in (".jpg", ".jpeg"))
+    image = T.resize_image(image, image_size, resize_mode)
     return np.rint(T.scale_to_unit(image) * 255).astype(np.uint8)
 
 
@@ -95,9 +101,11 @@ def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels: int,
                      resize_mode: str, cache_dir: Path, on_bad_input: str = "raise",
-                     desc: str = "preprocess",
+                     desc: str = "preprocess", common_source: tuple[int, int] | None = None,
                      log: BadInputLog | None = None) -> tuple[ArraySource, BadInputLog]:
     """Decodes and resizes every file once (2 threads), caching the uint8 arrays on disk.
+    `common_source=(size, jpeg_quality)` first passes every image through one resolution
+    and compression (`transforms.common_source_resolution`).
 
     Every file is tried first; then under 'raise' one `DataError` lists all bad files
     (nothing is cached), under 'skip' they are left out and listed with their reasons
@@ -105,8 +113,10 @@ def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels
     bad files: the caller resolves it (e.g. after the other splits). 16-bit images are
     quantised to 8 bits here.
     """
-    key = hashlib.sha256(json.dumps([sorted(files), image_size, channels, resize_mode,
-                                     on_bad_input]).encode()).hexdigest()[:20]
+    settings = [sorted(files), image_size, channels, resize_mode, on_bad_input]
+    if common_source is not None:
+        settings.append(list(common_source))
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
     cache = cache_dir / "arrays" / f"{key}.npz"
     file_log = BadInputLog(on_bad_input) if log is None else log
     cached = _read_cache(cache)
@@ -115,7 +125,8 @@ def preprocess_files(files: Sequence[LabelledFile], *, image_size: int, channels
     else:
         def load(item):
             try:
-                return _preprocess_one(item[0], image_size, channels, resize_mode)
+                return _preprocess_one(item[0], image_size, channels, resize_mode,
+                                       common_source)
             except DataError as error:
                 return error
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -225,13 +236,19 @@ def image_files_bundle(data_cfg: ml_collections.ConfigDict,
                        files: dict[str, Sequence[LabelledFile]], class_names: Sequence[str],
                        log: BadInputLog, where: str) -> DataBundle:
     """The bundle of image files split into train/val/test: decoded and resized once
-    (cached), bad files resolved by `data.on_bad_input` in one go, class counts checked."""
+    (cached), bad files resolved by `data.on_bad_input` in one go, class counts checked.
+    `data.common_size` > 0 first brings every image to that size and, unless it was a
+    JPEG, through one JPEG round trip at `data.jpeg_quality` (sources of different
+    resolution or compression then look alike)."""
+    common_size = data_cfg.get("common_size", 0)
+    common_source = (common_size, data_cfg.get("jpeg_quality", 0)) if common_size else None
     sources = {}
     for split, split_files in files.items():
         sources[split], _ = preprocess_files(
             split_files, image_size=data_cfg.image_size, channels=data_cfg.channels,
             resize_mode=data_cfg.resize_mode, cache_dir=cache_root(data_cfg),
-            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images", log=log)
+            on_bad_input=data_cfg.on_bad_input, desc=f"{split} images",
+            common_source=common_source, log=log)
     log.resolve(where)
     check_class_counts({split: source.labels for split, source in sources.items()},
                        class_names, data_cfg.get("min_per_class", MIN_PER_CLASS), where)
@@ -260,6 +277,63 @@ def image_csv(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
     splits = split_by_class(files, data_cfg.val_fraction, data_cfg.test_fraction,
                             data_cfg.split_seed)
     return image_files_bundle(data_cfg, splits, class_names, log, f"data.csv {data_cfg.csv}")
+
+
+def generated_covid_root(data_cfg: ml_collections.ConfigDict) -> Path:
+    """Generated COVID/Normal (224 px JPEG) and viral-pneumonia (256 px PNG) phantom
+    folders, written once into the cache."""
+    generated = data_cfg.generated
+    root = cache_root(data_cfg) / f"generated_covid_n{generated.per_class}_s{generated.seed}"
+    if not (root / ".complete").exists():
+        print(f"generating COVID/Normal/viral phantom folders in {root} (once)")
+        write_covid_radiography_like(root, generated.per_class, seed=generated.seed)
+        (root / ".complete").write_text("ok\n")
+    return root
+
+
+@register_dataset("covid_radiography")
+def covid_radiography(data_cfg: ml_collections.ConfigDict, seed: int) -> DataBundle:
+    """COVID-19 vs Normal chest X-rays, or with `data.classes='three'` COVID-19 / Viral
+    Pneumonia / Normal (see `jaxcx.data.covid`).
+
+    `data.root` (default: the shared `covid_radiography/`; generated phantoms with
+    `data.generated.enabled`) holds `COVID/` and `Normal/` (the third class comes from
+    `data.viral_root`, default the shared `lung_segmentation/images/`), split here:
+    stratified, byte-identical files kept together, `test_fraction` then `val_fraction`
+    of each class by `data.split_seed`. A root with `Train/Val/Test` folders
+    (COVID-QU-Ex) keeps its own split. `data.common_size` / `data.jpeg_quality` give every
+    class the same resolution and compression before the resize to `data.image_size`.
+    """
+    del seed  # the split has its own seed
+    if data_cfg.generated.enabled:
+        generated = generated_covid_root(data_cfg)
+        root, viral_root = generated / "radiography", generated / "viral" / "images"
+    else:
+        root = (Path(data_cfg.root).expanduser() if data_cfg.root
+                else shared_data_root() / "covid_radiography")
+        viral_root = (Path(data_cfg.viral_root).expanduser() if data_cfg.viral_root
+                      else shared_data_root() / "lung_segmentation" / "images")
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder: expected COVID/ and Normal/ "
+                        "image folders (the COVID-19 Radiography Database) or COVID-QU-Ex's "
+                        "{Train,Val,Test}/{COVID-19,Non-COVID,Normal}/images/")
+    names = covid_lib.class_names(data_cfg.classes)
+    log = BadInputLog(data_cfg.on_bad_input)
+    if covid_lib.has_split_folders(root):
+        splits = covid_lib.folder_splits(root, data_cfg.classes, log)
+        leaks = covid_lib.cross_split_duplicates(splits)
+        if leaks:
+            print(f"warning: {len(leaks)} file(s) of {root} have a byte-identical copy in "
+                  f"another split, e.g. {leaks[0]}")
+    else:
+        files = covid_lib.pooled_files(root, data_cfg.classes,
+                                       viral_root if "Viral Pneumonia" in names else None, log)
+        splits, duplicated = covid_lib.duplicate_aware_split(
+            files, data_cfg.val_fraction, data_cfg.test_fraction, data_cfg.split_seed)
+        if duplicated:
+            print(f"{duplicated} of {len(files)} files have a byte-identical copy; each group "
+                  "is kept in one split")
+    return image_files_bundle(data_cfg, splits, names, log, f"data.root {root}")
 
 
 @dataclasses.dataclass(frozen=True)

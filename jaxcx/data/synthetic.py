@@ -184,6 +184,33 @@ def write_phantom_chest_xrays(
     return written
 
 
+def write_covid_radiography_like(root: str | Path, per_class: int = 40, *,
+                                 seed: int = 0) -> dict[str, list[str]]:
+    """Writes the shared COVID data's layout with phantoms: `radiography/COVID/COVID-N.jpg`
+    and `radiography/Normal/Normal-N.jpg` (224 px 8-bit JPEG, quality 90) and
+    `viral/images/Viral Pneumonia-N.png` (256 px PNG, as the lung-segmentation folder),
+    `per_class` each; the last viral image is a byte-identical copy of the first (as in
+    the real folder). Returns {class: paths}."""
+    root = Path(root)
+    kinds = {"COVID": ("covid", 224, ".jpg"), "Normal": ("normal", 224, ".jpg"),
+             "Viral Pneumonia": ("pneumonia", 256, ".png")}
+    written: dict[str, list[str]] = {}
+    for offset, (cls, (finding, size, suffix)) in enumerate(kinds.items()):
+        folder = root / ("viral/images" if cls == "Viral Pneumonia" else f"radiography/{cls}")
+        folder.mkdir(parents=True, exist_ok=True)
+        written[cls] = []
+        for number in range(1, per_class + 1):
+            path = folder / f"{cls}-{number}{suffix}"
+            if cls == "Viral Pneumonia" and number == per_class > 1:
+                path.write_bytes(Path(written[cls][0]).read_bytes())
+            else:
+                image, _ = phantom_chest_xray(np.random.default_rng([seed, offset, number]),
+                                              size, size, finding)
+                _save(path, image, "gray", jpeg_quality=90)
+            written[cls].append(str(path))
+    return written
+
+
 def _file_name(layout: Layout, cls: str, number: int, rng: np.random.Generator, png: bool) -> str:
     if layout == "covid":
         prefix = COVID_FILE_PREFIX[cls]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -156,6 +157,27 @@ def scale_to_unit(image: np.ndarray) -> np.ndarray:
     if image.dtype.kind in "iu":
         return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
     return image.astype(np.float32, copy=False)
+
+
+def common_source_resolution(image: np.ndarray, size: int, jpeg_quality: int,
+                             is_jpeg: bool) -> np.ndarray:
+    """uint8 `image` brought to `size` x `size` (antialiased) and, when its file was not a
+    JPEG and `jpeg_quality` > 0, through one JPEG round trip at that quality.
+
+    When classes come from sources of different resolution or compression (e.g. 224 px
+    JPEG against 256 px PNG), resizing each straight to the model's input leaves a
+    class-specific sharpness a model can read instead of the lungs. Passing every image
+    through the same lowest resolution and the same compression first removes that cue.
+    """
+    if image.dtype != np.uint8:
+        image = np.rint(scale_to_unit(image) * 255).astype(np.uint8)
+    image = resize_image(image, size)
+    if jpeg_quality and not is_jpeg:
+        planes = image[:, :, 0] if image.shape[-1] == 1 else image
+        buffer = io.BytesIO()
+        Image.fromarray(planes).save(buffer, format="JPEG", quality=jpeg_quality)
+        image = np.asarray(Image.open(buffer)).reshape(image.shape)
+    return image
 
 
 class ScaleToUnit(grain.transforms.Map):

@@ -9,6 +9,9 @@ import jax
 from jaxcx.models.layers import activation_fn, flatten
 from jaxcx.models.registry import register
 
+KERNEL_INITS = {"lecun_normal": nn.initializers.lecun_normal(),
+                "glorot_uniform": nn.initializers.glorot_uniform()}
+
 
 @register("mlp")
 class MLP(nn.Module):
@@ -21,14 +24,19 @@ class MLP(nn.Module):
     hidden: Sequence[int] = (128, 64)
     num_outputs: int = 10
     activation: str = "relu"
+    kernel_init: str = "lecun_normal"  # or 'glorot_uniform' (Keras' Dense default)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if self.kernel_init not in KERNEL_INITS:
+            raise ValueError(f"kernel_init must be one of {sorted(KERNEL_INITS)}, got "
+                             f"{self.kernel_init!r}")
+        init = KERNEL_INITS[self.kernel_init]
         act = activation_fn(self.activation)
         x = flatten(x)
         for width in self.hidden:
-            x = act(nn.Dense(width)(x))
-        return nn.Dense(self.num_outputs)(x)
+            x = act(nn.Dense(width, kernel_init=init)(x))
+        return nn.Dense(self.num_outputs, kernel_init=init)(x)
 
 
 @register("xor_mlp")
@@ -48,15 +56,17 @@ def xor_mlp(width: int = 2, depth: int = 0, activation: str = "tanh", num_output
 
 @register("covid_mlp")
 def covid_mlp(
-    hidden: Sequence[int] = (1024,), activation: str = "sigmoid", num_outputs: int = 1
+    hidden: Sequence[int] = (1024,), activation: str = "sigmoid", num_outputs: int = 1,
+    kernel_init: str = "glorot_uniform",
 ) -> MLP:
     """The COVID notebook's X-ray MLP: sigmoid Dense 1024 (then 256: `hidden=(1024, 256)`),
-    1 logit.
+    1 logit (or `num_outputs` softmax logits), Keras' Glorot-uniform kernels.
 
     The notebook's output sigmoid belongs to the loss. On 256x256x1 inputs the default has
     67,110,913 parameters.
     """
-    return MLP(hidden=hidden, num_outputs=num_outputs, activation=activation)
+    return MLP(hidden=hidden, num_outputs=num_outputs, activation=activation,
+               kernel_init=kernel_init)
 
 
 @register("mlp_autoencoder")
