@@ -79,7 +79,8 @@ def test_best_evaluation_from_before_a_restart_is_read_from_the_checkpoint(
 
 @pytest.mark.parametrize("field, value, valid", [
     ("data.name", "xorr",
-     "chest_xray, chexpert, image_csv, medmnist, mnist, multilabel_csv, nih_chestxray14, xor"),
+     "chest_xray, chexpert, covid_radiography, image_csv, medmnist, mnist, multilabel_csv, "
+     "nih_chestxray14, xor"),
     ("model.name", "mlpp", "mlp"),
     ("loss.name", "softmax", "softmax_ce"),
     ("optim.name", "adamm", "adamw"),
