@@ -24,6 +24,7 @@ _EXPORTS = {
     "train_and_evaluate": "jaxcx.run",
     "evaluate": "jaxcx.run",
     "load_result": "jaxcx.run",
+    "split_outputs": "jaxcx.run",
     "RunResult": "jaxcx.run",
     "compare_runs": "jaxcx.studies.compare",
     "build_model": "jaxcx.models",
