@@ -23,7 +23,9 @@ FLAGS.set_default("config", "configs/covid_study.py")
 
 def main():
     config = launch.config_from_flags()
-    workdir = launch.prepare_run_workdir(config, ("study.seeds", "study.arm_seeds"))
+    # More seeds or other targets extend the study rather than conflict with it.
+    workdir = launch.prepare_run_workdir(config, ("study.seeds", "study.arm_seeds",
+                                                  "study.targets"))
     arms = run_study(config, workdir, spec=FLAGS.config)
     print(f"{len(arms)} arms; report: {workdir / 'report.md'}")
     if _EXPORT.value:

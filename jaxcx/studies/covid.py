@@ -24,6 +24,7 @@ from jaxcx.config import ConfigDict, with_overrides
 from jaxcx.data.registry import DataBundle, DataCache
 from jaxcx.evaluation import get_evaluator
 from jaxcx.evaluation.binary import metrics_at
+from jaxcx.evaluation.multiclass import summary_metrics
 from jaxcx.models import build_model, summary
 from jaxcx.run import TEST_DIR, TEST_OUTPUTS_FILE, Outputs, run_config, split_outputs
 from jaxcx.studies.common import (Clock, Log, Reproducer, Run, evaluate_once, mean_std,
@@ -225,6 +226,7 @@ def write_report(config: ConfigDict, workdir: Path, arms: Mapping[str, ArmResult
     plot_dir = workdir / "plots"
     lines = [f"# {config.name}: COVID chest X-ray classifiers", "", *data_section(config, arms,
                                                                                  cache, plot_dir, workdir)]
+    lines += targets_section(config, arms)
     lines += ["## Validation over seeds", "",
               "Best epoch of each run by validation loss; mean +- sample std over the seeds.", "",
               *mean_std_table({n: a.runs for n, a in arms.items()},
@@ -241,6 +243,40 @@ def write_report(config: ConfigDict, workdir: Path, arms: Mapping[str, ArmResult
     path = workdir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def targets_section(config: ConfigDict, arms: Mapping[str, ArmResult]) -> list[str]:
+    """Markdown: each target of `study.targets` (ARM -> {metric: value}) against the arm's
+    test metric at threshold 0.5."""
+    targets = config.study.get("targets", {})
+    rows = []
+    for name, wanted in targets.items():
+        if name not in arms:
+            continue
+        point = arms[name].test["operating_points"]["0.5"]
+        for metric, target in wanted.items():
+            value = point[metric]
+            verdict = "met" if value >= target else f"missed by {target - value:.3f}"
+            rows.append(f"| {name} | {metric} | {target:.3f} | {value:.4f} | {verdict} |")
+    if not rows:
+        return []
+    return ["## Targets (test split, threshold 0.5)", "",
+            "| arm | metric | target | test | |", "|---|---|---:|---:|---|", *rows, ""]
+
+
+def multiclass_split_table(arm: ArmResult) -> list[str]:
+    """Markdown: loss, accuracy, macro F1 and macro ROC AUC on train, validation and test."""
+    val = arm.chosen.result.val
+    rows = {"train": (arm.train, arm.train_loss), "validation": (val, arm.chosen.val["loss"]),
+            "test": (arm.test_outputs, arm.test["loss"])}
+    keys = ("accuracy", "macro_f1", "roc_auc")
+    lines = ["| split | loss | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for split, (outputs, loss) in rows.items():
+        values = summary_metrics(np.asarray(outputs.probs), np.asarray(outputs.labels),
+                                 len(outputs.class_names))
+        lines.append(f"| {split} | {loss:.4f} | " + " | ".join(f"{values[k]:.4f}" for k in keys)
+                     + " |")
+    return lines
 
 
 def data_section(config, arms, cache, plot_dir: Path, workdir: Path) -> list[str]:
@@ -270,7 +306,12 @@ def data_section(config, arms, cache, plot_dir: Path, workdir: Path) -> list[str
               "256 px PNGs. Resized straight to the input they keep a class-specific "
               "sharpness a model could read instead of the lungs; passed through one common "
               "resolution and compression first, they do not.", "",
-              *leak_check(config, cache), ""]
+              *leak_check(config, cache), "",
+              "The input pipeline does what the notebook's tf.data chain did: images are "
+              "decoded and resized once and kept as arrays (`cache`), the training order is "
+              "reshuffled every epoch (`shuffle`), batched with the last partial batch "
+              "dropped in training (`batch`), and read ahead by grain (`prefetch`). Pixels "
+              "are scaled to [0, 1] (the notebook fed raw 0-255 values).", ""]
     return lines
 
 
@@ -297,7 +338,9 @@ def arm_section(name: str, arm: ArmResult, data: DataBundle, plot_dir: Path,
                   "Test: predicted probability against the jittered true label.", "",
                   *analysis(arm, names), ""]
     else:
-        lines += [f"Test ({arm.test['n']} images), the most probable class:", "",
+        lines += ["The most probable class; train and validation from the restored "
+                  "checkpoint:", "", *multiclass_split_table(arm), "",
+                  f"Test ({arm.test['n']} images), per class:", "",
                   *_multiclass_lines(arm), "",
                   f"![confusion]({test_dir}/test_confusion.png)", ""]
     return lines
