@@ -263,7 +263,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | Path, data: DataBundle
             if is_chief:
                 bar.write(f"step {step} epoch {epoch:.2f}: " + ", ".join(
                     f"{k}={record[k]:.4f}"
-                    for k in ("train/loss", "val/loss", train_cfg.best_metric) if k in record))
+                    for k in dict.fromkeys(("train/loss", "val/loss", train_cfg.best_metric))
+                    if k in record))
             checkpointer.save(step, state, loop_state=loop, is_best=is_best,
                               data_iterator=train_iter)
     finally:
